@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tunegate.store.artifacts import ArtifactStore, sha256_bytes, sha256_file
+from tunegate.store.evidence import current_evidence, evidence_sha256
 from tunegate.store.metadata import (
     STAGES,
     EvaluationRecord,
@@ -38,6 +39,8 @@ __all__ = [
     "MetadataStore",
     "Store",
     "VersionRecord",
+    "current_evidence",
+    "evidence_sha256",
     "Workspace",
     "open_store",
     "open_workspace",
