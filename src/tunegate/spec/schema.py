@@ -117,10 +117,10 @@ class ServeSpec(_Strict):
     """How `tunegate serve` answers: escalation threshold, canary share, and the limits that protect it."""
 
     confidence_threshold: Fraction = Field(
-        0.6, description="A classification whose top probability is below this is flagged and queued for review."
+        0.6, description="A classification whose top probability is below this is flagged and queued."
     )
     mean_logprob_threshold: float = Field(
-        -2.5, le=0, description="A generation whose mean token log-probability is below this is flagged and queued."
+        -2.5, le=0, description="A generation whose mean token log-probability is below this is flagged."
     )
     canary_fraction: Fraction = Field(
         0.0, description="Share of requests answered by the staging version, when one exists."
@@ -131,7 +131,7 @@ class ServeSpec(_Strict):
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Larger request bodies are refused with 413.")
     max_input_tokens: int = Field(512, ge=1, description="Longer inputs are refused with 400, not truncated.")
     max_output_tokens: int = Field(512, ge=1, description="Ceiling on max_tokens for chat completions.")
-    request_timeout_s: float = Field(30.0, gt=0, description="A request still running after this is answered 504.")
+    request_timeout_s: float = Field(30.0, gt=0, description="A request still running then is answered 504.")
     batch_max_items: int = Field(32, ge=1, description="Micro-batching: most texts in one forward pass.")
     batch_max_wait_ms: float = Field(
         4.0, ge=0, description="Micro-batching: longest a text waits for others to join its batch."
@@ -144,11 +144,11 @@ class RollbackSpec(_Strict):
 
     automatic: bool = Field(True, description="Roll back when a rule fires; False only alerts.")
     error_rate_max: Fraction | None = Field(0.05, description="Share of requests answered 5xx in a window.")
-    p95_latency_ms_max: float | None = Field(None, gt=0, description="95th percentile latency in a window, in ms.")
+    p95_latency_ms_max: float | None = Field(None, gt=0, description="95th percentile latency of a window (ms).")
     negative_feedback_rate_max: Fraction | None = Field(
         None, description="Share of feedback marked wrong among the window's feedback."
     )
-    drift: bool = Field(True, description="Roll back when the drift score stays above its calibrated threshold.")
+    drift: bool = Field(True, description="Roll back when the drift score is above its calibrated threshold.")
     consecutive_windows: int = Field(2, ge=1, description="A rule must hold in this many windows in a row.")
     min_requests: int = Field(50, ge=1, description="Windows with fewer requests are not judged.")
 
@@ -159,7 +159,7 @@ class MonitorSpec(_Strict):
     window_s: float = Field(60.0, gt=0, description="Length of a monitoring window, in seconds.")
     drift_window_size: int = Field(100, ge=10, description="Served texts per drift window.")
     drift_reference_size: int = Field(
-        500, ge=50, description="Training rows embedded as the drift reference (more are held out to calibrate)."
+        500, ge=50, description="Training rows embedded as the drift reference (others calibrate the threshold)."
     )
     drift_false_alarm_rate: Fraction = Field(
         0.002, description="Threshold = this upper quantile of the score on held-out training windows."
