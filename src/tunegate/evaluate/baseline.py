@@ -48,8 +48,11 @@ class FrozenEncoderBaseline:
     def embed(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         return np.asarray(
             self.encoder.encode(
-                list(texts), batch_size=batch_size, convert_to_numpy=True,
-                normalize_embeddings=True, show_progress_bar=False,
+                list(texts),
+                batch_size=batch_size,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+                show_progress_bar=False,
             ),
             dtype=np.float64,
         )
@@ -86,7 +89,9 @@ def fit_frozen_baseline(
     return baseline
 
 
-def predicted_indices(model: Scorer, texts: list[str], labels: list[str], batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+def predicted_indices(
+    model: Scorer, texts: list[str], labels: list[str], batch_size: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(predicted index into `labels`, -1 for a label outside it; confidence) for any Scorer.
 
     The model's own label order may differ from `labels` (a production model trained earlier);

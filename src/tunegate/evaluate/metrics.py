@@ -89,7 +89,9 @@ def reliability_curve(
     return curve
 
 
-def point_metrics(y_true: np.ndarray, y_pred: np.ndarray, confidence: np.ndarray, n_classes: int) -> dict[str, Any]:
+def point_metrics(
+    y_true: np.ndarray, y_pred: np.ndarray, confidence: np.ndarray, n_classes: int
+) -> dict[str, Any]:
     """Accuracy, macro-F1, ECE, per-class precision/recall/F1/support and the confusion matrix."""
     labels = list(range(n_classes))
     precision, recall, f1, support = precision_recall_fscore_support(
@@ -232,7 +234,9 @@ def score_classification(
     confidence = np.asarray(confidence, dtype=np.float64)
     k = len(labels)
     point = point_metrics(y_true, y_pred, confidence, k)
-    boot = bootstrap_statistics(y_true, y_pred, confidence, k, samples=samples, seed=seed) if intervals else None
+    boot = (
+        bootstrap_statistics(y_true, y_pred, confidence, k, samples=samples, seed=seed) if intervals else None
+    )
 
     def interval(name: str, value: float) -> dict[str, float | None]:
         low, high = _percentile_interval(boot[name]) if boot is not None else (None, None)

@@ -67,7 +67,13 @@ def slice_metrics(
 
 
 def _score_slice(
-    y_true: np.ndarray, y_pred: np.ndarray, confidence: np.ndarray, labels: list[str], *, samples: int, seed: int
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    confidence: np.ndarray,
+    labels: list[str],
+    *,
+    samples: int,
+    seed: int,
 ) -> dict[str, Any]:
     # Re-code to the labels present in the slice; predictions outside the full list (-1) stay -1.
     present = sorted(set(y_true.tolist()) | {p for p in y_pred.tolist() if p >= 0})
@@ -76,8 +82,13 @@ def _score_slice(
     slice_pred = np.where(y_pred >= 0, recode[np.maximum(y_pred, 0)], -1)
     with_intervals = y_true.size >= MIN_ROWS_FOR_INTERVAL
     scored = score_classification(
-        recode[y_true], slice_pred, confidence, [labels[c] for c in present],
-        samples=samples, seed=seed, intervals=with_intervals,
+        recode[y_true],
+        slice_pred,
+        confidence,
+        [labels[c] for c in present],
+        samples=samples,
+        seed=seed,
+        intervals=with_intervals,
     )
     return {
         "n": scored["n"],
