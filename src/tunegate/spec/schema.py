@@ -167,6 +167,25 @@ class MonitorSpec(_Strict):
     webhook_url: str | None = Field(None, description="Alerts are POSTed here as JSON (besides the log).")
 
 
+class ReviewSpec(_Strict):
+    """The human review checkpoint: which outputs a person sees, and when their verdict is a sign-off."""
+
+    sample_size: int = Field(
+        20, ge=0, description="Evaluation outputs sampled for review, stratified by predicted label."
+    )
+    low_confidence_below: Fraction = Field(
+        0.6, description="Every output with a confidence below this is reviewed, besides the sample."
+    )
+    required_approvals: int = Field(
+        1, ge=1, description="Approvals each review item needs from eligible reviewers."
+    )
+    min_approval_rate: Fraction = Field(0.9, description="Approved items / all items needed for a sign-off.")
+    distinct_reviewers: int = Field(1, ge=1, description="Eligible reviewers who must take part in a batch.")
+    allow_self_approval: bool = Field(
+        False, description="Count decisions by the user who ran the training (false: they do not count)."
+    )
+
+
 class Spec(_Strict):
     """tunegate.yaml: one model, its data, how to train it, and the targets it must meet."""
 
@@ -180,6 +199,7 @@ class Spec(_Strict):
     train: TrainSpec = Field(default_factory=TrainSpec)
     eval: EvalSpec = Field(default_factory=EvalSpec)
     targets: Targets = Field(default_factory=Targets)
+    review: ReviewSpec = Field(default_factory=ReviewSpec)
     serve: ServeSpec = Field(default_factory=ServeSpec)
     rollback: RollbackSpec = Field(default_factory=RollbackSpec)
     monitor: MonitorSpec = Field(default_factory=MonitorSpec)
