@@ -58,7 +58,9 @@ def _distinct(examples: list[Example]) -> list[Example]:
     return list(seen.values())
 
 
-def _minhashes(examples: list[Example], on_progress: ProgressFn | None, done: int, total: int) -> list[MinHash]:
+def _minhashes(
+    examples: list[Example], on_progress: ProgressFn | None, done: int, total: int
+) -> list[MinHash]:
     out: list[MinHash] = []
     for start in range(0, len(examples), _BATCH):
         batch = [shingles(e.text) for e in examples[start : start + _BATCH]]
@@ -86,7 +88,9 @@ def near_duplicates(
             similarity = minhash.jaccard(hashes[j])
             if similarity >= threshold:
                 pairs.append(
-                    NearDuplicatePair(split, RowRef.of(distinct[j]), RowRef.of(example), similarity, example.text)
+                    NearDuplicatePair(
+                        split, RowRef.of(distinct[j]), RowRef.of(example), similarity, example.text
+                    )
                 )
         lsh.insert(i, minhash)
     return pairs
@@ -98,7 +102,8 @@ def near_leakage(
     """Test rows whose text is near (not equal to) a train text, each with its most similar train row."""
     train_distinct = _distinct(train)
     train_normal = {normalize_text(e.text) for e in train_distinct}
-    test_rows = [e for e in test if normalize_text(e.text) not in train_normal]  # exact leaks are reported apart
+    # Exact leaks are reported by `duplicates.exact_leakage`; only the rest can be near ones.
+    test_rows = [e for e in test if normalize_text(e.text) not in train_normal]
     total = len(train_distinct) + len(test_rows)
     train_hashes = _minhashes(train_distinct, on_progress, 0, total)
     test_hashes = _minhashes(test_rows, on_progress, len(train_distinct), total)
@@ -112,5 +117,7 @@ def near_leakage(
         if best is not None:
             similarity, neg_j = best
             match = train_distinct[-neg_j]
-            leaks.append(Leak(RowRef.of(example), RowRef.of(match), similarity, exact=False, text=example.text))
+            leaks.append(
+                Leak(RowRef.of(example), RowRef.of(match), similarity, exact=False, text=example.text)
+            )
     return leaks

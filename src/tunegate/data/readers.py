@@ -20,6 +20,7 @@ what the texts say (see the checks).
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -58,11 +59,13 @@ def read_examples(
     labels: list[str] | None = None,
     on_progress: ProgressFn | None = None,
 ) -> ReadResult:
-    """Read a labelled file, choosing the format by suffix. Raises DataError if the file can't be read at all."""
+    """Read a labelled file, the format chosen by suffix. Raises DataError if it can't be read at all."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
-        raise DataError(f"{path}: unknown data file type {suffix or '(no suffix)'!r}; use one of {', '.join(SUFFIXES)}")
+        raise DataError(
+            f"{path}: unknown data file type {suffix or '(no suffix)'!r}; use one of {', '.join(SUFFIXES)}"
+        )
     rows = _RowChecker(str(path), text_field, label_field, labels)
     if suffix == ".parquet":
         _read_parquet(path, rows, on_progress)
@@ -102,7 +105,9 @@ class _RowChecker:
         label = record[self.label_field]
         metadata = {k: v for k, v in record.items() if k not in (self.text_field, self.label_field)}
         self.examples.append(
-            Example(text=record[self.text_field], label=str(label), metadata=metadata, source=self.file, line=line)
+            Example(
+                text=record[self.text_field], label=str(label), metadata=metadata, source=self.file, line=line
+            )
         )
 
     def _problem(self, record: dict[str, Any]) -> str | None:
@@ -174,59 +179,83 @@ def _read_jsonl(data: bytes, rows: _RowChecker, on_progress: ProgressFn | None) 
 
 
 def _read_csv(data: bytes, rows: _RowChecker, delimiter: str, on_progress: ProgressFn | None) -> None:
+    texts: list[str] = []  # texts[i] is line i + 1, newline kept (quoted newlines must survive)
+    ends: list[int] = []
     bad_lines: dict[int, str] = {}
-    offsets: dict[int, int] = {}
-
-    def decoded_lines() -> Iterator[str]:
-        for number, end, raw in _lines(data):
-            text, reason = _decode(raw, number)
-            if text is None:
-                # Keep the bytes as surrogates so quotes and delimiters still parse; the record is failed below.
-                bad_lines[number] = reason or "undecodable"
-                text = raw.decode("utf-8", errors="surrogateescape")
-            offsets[number] = end
-            yield text
-
-    reader = csv.reader(decoded_lines(), delimiter=delimiter)
-    try:
-        header = next(reader)
-    except StopIteration:
+    for number, end, raw in _lines(data):
+        text, reason = _decode(raw, number)
+        if text is None:
+            # Keep the bytes as surrogates so quotes and delimiters still parse; the record fails below.
+            bad_lines[number] = reason or "undecodable"
+            text = raw.decode("utf-8", errors="surrogateescape")
+        texts.append(text)
+        ends.append(end)
+    if not texts:
         return  # an empty file has no rows; the report says so
-    except csv.Error as exc:
-        raise DataError(f"{rows.file}:1: cannot parse the CSV header ({exc})") from exc
+    header = _csv_header(texts[0], rows, delimiter, bad_lines)
+    for first, last, fields in _csv_records(texts, delimiter, len(header), rows):
+        if on_progress and last % 1000 == 0:
+            on_progress(ends[last - 1], len(data))
+        if not fields or (len(fields) == 1 and not fields[0].strip() and len(header) > 1):
+            continue  # blank line
+        bad = next((bad_lines[n] for n in range(first, last + 1) if n in bad_lines), None)
+        if bad:
+            rows.error(first, bad)
+        elif len(fields) != len(header):
+            rows.error(first, f"{len(fields)} fields where the header has {len(header)}")
+        else:
+            rows.record(first, dict(zip(header, fields, strict=True)))
+    if on_progress:
+        on_progress(len(data), len(data))
+
+
+def _csv_header(line: str, rows: _RowChecker, delimiter: str, bad_lines: dict[int, str]) -> list[str]:
     if 1 in bad_lines:
         raise DataError(f"{rows.file}:1: the CSV header is {bad_lines[1]}")
+    try:
+        header = next(csv.reader([line], delimiter=delimiter), [])
+    except csv.Error as exc:
+        raise DataError(f"{rows.file}:1: cannot parse the CSV header ({exc})") from exc
     missing = [name for name in (rows.text_field, rows.label_field) if name not in header]
     if missing:
         raise DataError(
             f"{rows.file}:1: no column {' or '.join(repr(m) for m in missing)} in the header "
             f"(columns: {', '.join(header)}); set data.text_field / data.label_field in the spec"
         )
-    last_line = reader.line_num
-    while True:
-        first_line = last_line + 1
-        try:
-            fields = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            # The csv module cannot resynchronise after a broken quote; the rest of the file is one bad record.
-            rows.error(first_line, f"cannot parse CSV from here to the end of the file ({exc})")
-            break
-        last_line = reader.line_num
-        if on_progress and last_line % 1000 == 0:
-            on_progress(offsets.get(last_line, 0), len(data))
-        if not fields or (len(fields) == 1 and not fields[0].strip() and len(header) > 1):
-            continue  # blank line
-        bad = next((bad_lines[n] for n in range(first_line, last_line + 1) if n in bad_lines), None)
-        if bad:
-            rows.error(first_line, bad)
-        elif len(fields) != len(header):
-            rows.error(first_line, f"{len(fields)} fields where the header has {len(header)}")
-        else:
-            rows.record(first_line, dict(zip(header, fields, strict=True)))
-    if on_progress:
-        on_progress(len(data), len(data))
+    return header
+
+
+def _csv_records(
+    texts: list[str], delimiter: str, width: int, rows: _RowChecker
+) -> Iterator[tuple[int, int, list[str]]]:
+    """(first line, last line, fields) per record after the header; broken records go to `rows.error`.
+
+    An unclosed quote makes the csv module read on to the next quote, swallowing the rows between. A
+    record that spans lines and has the wrong number of fields (or that the csv module rejects) is
+    therefore blamed on its first line alone, and parsing restarts on the line after it, so the
+    swallowed rows are read as themselves.
+    """
+    start = 2
+    while start <= len(texts):
+        reader = csv.reader(itertools.islice(texts, start - 1, None), delimiter=delimiter)
+        base = start - 1  # reader.line_num counts lines from here
+        start = len(texts) + 1  # unless a broken record asks for a restart
+        while True:
+            first = base + reader.line_num + 1
+            try:
+                fields = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                rows.error(first, f"cannot parse this CSV line ({exc})")
+                start = first + 1
+                break
+            last = base + reader.line_num
+            if last > first and len(fields) != width:
+                rows.error(first, f"unbalanced quote: a quoted field runs on over {last - first + 1} lines")
+                start = first + 1
+                break
+            yield first, last, fields
 
 
 def _read_parquet(path: Path, rows: _RowChecker, on_progress: ProgressFn | None) -> None:
