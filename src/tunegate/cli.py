@@ -123,7 +123,9 @@ def run(spec: SpecArg = Path("."), workspace: WorkspaceOpt = None) -> None:
 def predict(
     ref: Annotated[str, typer.Argument(help="Version: name, name@3 or name@production.")],
     input_file: Annotated[Path, typer.Argument(help="JSONL or CSV with a text field.")],
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="JSONL to write (default: stdout).")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="JSONL to write (default: stdout).")
+    ] = None,
     text_field: Annotated[str, typer.Option(help="Field holding the text.")] = "text",
     workspace: WorkspaceOpt = None,
 ) -> None:
@@ -144,7 +146,9 @@ def models_list(name: Annotated[str | None, typer.Argument()] = None, workspace:
     for v in store.meta.list_versions(name):
         gate_record = store.meta.latest_gate(v.id)
         verdict = "-" if gate_record is None else ("[green]PASS[/]" if gate_record.passed else "[red]FAIL[/]")
-        table.add_row(v.name, str(v.version), v.stage, v.task, v.created_at.strftime("%Y-%m-%d %H:%M"), verdict)
+        table.add_row(
+            v.name, str(v.version), v.stage, v.task, v.created_at.strftime("%Y-%m-%d %H:%M"), verdict
+        )
     console.print(table)
 
 
@@ -160,11 +164,17 @@ def models_show(ref: Annotated[str, typer.Argument()], workspace: WorkspaceOpt =
     console.print_json(
         json.dumps(
             {
-                "ref": v.ref, "stage": v.stage, "task": v.task, "artifact_sha256": v.artifact_sha256,
-                "spec_sha256": v.spec_sha256, "data_fingerprint": v.data_fingerprint, "lineage": v.lineage,
+                "ref": v.ref,
+                "stage": v.stage,
+                "task": v.task,
+                "artifact_sha256": v.artifact_sha256,
+                "spec_sha256": v.spec_sha256,
+                "data_fingerprint": v.data_fingerprint,
+                "lineage": v.lineage,
                 "evaluation": evaluation.results.get("summary") if evaluation else None,
                 "gate": {"passed": gate_record.passed, "evidence_sha256": gate_record.evidence_sha256}
-                if gate_record else None,
+                if gate_record
+                else None,
             },
             default=str,
         )

@@ -32,8 +32,13 @@ from tunegate.train.lineage import base_lineage
 
 def _progress(console: Console) -> Progress:
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(), console=console, transient=False,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
     )
 
 
@@ -43,18 +48,25 @@ def check_step(loaded: LoadedSpec, console: Console) -> DataReport:
     return report
 
 
-def train_step(loaded: LoadedSpec, store: Store, console: Console, report: DataReport | None = None) -> VersionRecord:
+def train_step(
+    loaded: LoadedSpec, store: Store, console: Console, report: DataReport | None = None
+) -> VersionRecord:
     spec = loaded.spec
     if report is None:
         report = check_data(loaded, progress=False)
     if report.blockers:
-        raise DataError("data check found blockers; fix them or run `tunegate data check` for details:\n  "
-                        + "\n  ".join(report.blockers))
+        raise DataError(
+            "data check found blockers; fix them or run `tunegate data check` for details:\n  "
+            + "\n  ".join(report.blockers)
+        )
     encoder_path = resolve_encoder(spec.base_model, loaded.root)
     train_rows = sample_per_class(report.train, spec.train.examples_per_class, spec.train.seed)
     config = FewShotConfig(
-        seed=spec.train.seed, epochs=spec.train.epochs, batch_size=spec.train.batch_size,
-        learning_rate=spec.train.learning_rate, max_length=spec.train.max_length,
+        seed=spec.train.seed,
+        epochs=spec.train.epochs,
+        batch_size=spec.train.batch_size,
+        learning_rate=spec.train.learning_rate,
+        max_length=spec.train.max_length,
     )
     with _progress(console) as progress:
         task = progress.add_task(f"train {spec.name}", total=None, info="")
@@ -65,12 +77,19 @@ def train_step(loaded: LoadedSpec, store: Store, console: Console, report: DataR
         result = train_fewshot(train_rows, encoder_path, config, on_step=on_step)
 
     lineage = base_lineage(
-        base_model=spec.base_model, base_model_path=encoder_path, data_fingerprint=report.fingerprint,
-        spec=spec.model_dump(mode="json"), spec_sha256=loaded.sha256, wall_s=result.wall_s,
+        base_model=spec.base_model,
+        base_model_path=encoder_path,
+        data_fingerprint=report.fingerprint,
+        spec=spec.model_dump(mode="json"),
+        spec_sha256=loaded.sha256,
+        wall_s=result.wall_s,
         hourly_price_usd=spec.targets.cost.hourly_price_usd,
     )
     lineage.update(
-        method="fewshot", steps=result.steps, epochs=result.epochs, train_examples=len(train_rows),
+        method="fewshot",
+        steps=result.steps,
+        epochs=result.epochs,
+        train_examples=len(train_rows),
         temperature=result.temperature,
     )
     with tempfile.TemporaryDirectory(dir=store.workspace.root, prefix=".train-") as tmp:
@@ -80,8 +99,12 @@ def train_step(loaded: LoadedSpec, store: Store, console: Console, report: DataR
         (folder / "spec.json").write_text(json.dumps(lineage["spec"], indent=2, sort_keys=True))
         artifact = store.artifacts.put_tree(folder)
     version = store.meta.register_version(
-        name=spec.name, task=spec.task, artifact_sha256=artifact, spec_sha256=loaded.sha256,
-        data_fingerprint=report.fingerprint, lineage=lineage,
+        name=spec.name,
+        task=spec.task,
+        artifact_sha256=artifact,
+        spec_sha256=loaded.sha256,
+        data_fingerprint=report.fingerprint,
+        lineage=lineage,
     )
     console.print(
         f"trained {version.ref}: {len(train_rows)} examples, {result.epochs} epochs, {result.steps} steps, "
@@ -106,8 +129,10 @@ def eval_step(
     if report is None:
         report = check_data(loaded, progress=False)
     if report.fingerprint != version.data_fingerprint:
-        console.print(f"[yellow]warning:[/] the data changed since {version.ref} was trained "
-                      f"(fingerprint {report.fingerprint[:12]} vs {version.data_fingerprint[:12]})")
+        console.print(
+            f"[yellow]warning:[/] the data changed since {version.ref} was trained "
+            f"(fingerprint {report.fingerprint[:12]} vs {version.data_fingerprint[:12]})"
+        )
     classifier = load_model(store, version)
     production = None
     try:
@@ -117,7 +142,11 @@ def eval_step(
     except Exception:  # no production version yet: nothing to compare with
         production = None
     results = evaluate_classifier(
-        classifier, report.train, report.test, spec, training_wall_s=float(version.lineage.get("wall_s", 0.0)),
+        classifier,
+        report.train,
+        report.test,
+        spec,
+        training_wall_s=float(version.lineage.get("wall_s", 0.0)),
         production=production,
     )
     results["version"] = version.ref
@@ -127,8 +156,10 @@ def eval_step(
     )
     record = store.meta.add_evaluation(version.id, results, report_sha)
     summary = results.get("summary", {})
-    console.print(f"evaluated {version.ref}: " + ", ".join(f"{k} {v:.4f}" for k, v in summary.items()
-                                                             if isinstance(v, float)))
+    console.print(
+        f"evaluated {version.ref}: "
+        + ", ".join(f"{k} {v:.4f}" for k, v in summary.items() if isinstance(v, float))
+    )
     return record
 
 
@@ -139,18 +170,29 @@ def gate_step(loaded: LoadedSpec, store: Store, ref: str | None, console: Consol
     if evaluation is None:
         raise GateError(f"{version.ref} has no evaluation yet: run `tunegate eval` first")
     if version.spec_sha256 != loaded.sha256:
-        console.print(f"[yellow]note:[/] {loaded.path} changed since {version.ref} was trained; "
-                      "judging against the spec recorded at training time")
+        console.print(
+            f"[yellow]note:[/] {loaded.path} changed since {version.ref} was trained; "
+            "judging against the spec recorded at training time"
+        )
     verdict = decide(spec.targets, evaluation.results)
     evidence = evidence_sha256(version.artifact_sha256, version.spec_sha256, evaluation.report_sha256)
     html, json_text = render_gate_report(
-        verdict, evaluation.results, model_ref=version.ref, spec_sha256=version.spec_sha256,
+        verdict,
+        evaluation.results,
+        model_ref=version.ref,
+        spec_sha256=version.spec_sha256,
         evidence_sha256=evidence,
     )
-    report_sha = store.artifacts.put_files({"gate-report.html": html.encode(), "gate-report.json": json_text.encode()})
+    report_sha = store.artifacts.put_files(
+        {"gate-report.html": html.encode(), "gate-report.json": json_text.encode()}
+    )
     record = store.meta.add_gate(
-        version_id=version.id, evaluation_id=evaluation.id, passed=verdict.passed, verdict=verdict.to_dict(),
-        evidence_sha256=evidence, report_sha256=report_sha,
+        version_id=version.id,
+        evaluation_id=evaluation.id,
+        passed=verdict.passed,
+        verdict=verdict.to_dict(),
+        evidence_sha256=evidence,
+        report_sha256=report_sha,
     )
     out = store.workspace.root / "reports" / f"{version.name}-v{version.version}"
     out.mkdir(parents=True, exist_ok=True)
@@ -213,8 +255,14 @@ def predict_file(
         raise EvalError(f"{input_file}: no rows to predict")
     predictions = model.predict(texts)
     lines = [
-        json.dumps({"text": t, "label": p.label, "confidence": round(p.confidence, 6),
-                    "probabilities": {k: round(v, 6) for k, v in p.probabilities.items()}})
+        json.dumps(
+            {
+                "text": t,
+                "label": p.label,
+                "confidence": round(p.confidence, 6),
+                "probabilities": {k: round(v, 6) for k, v in p.probabilities.items()},
+            }
+        )
         for t, p in zip(texts, predictions, strict=True)
     ]
     if output:

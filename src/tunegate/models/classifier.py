@@ -39,7 +39,9 @@ class LinearHead:
     temperature: float = 1.0
 
     def logits(self, embeddings: np.ndarray) -> np.ndarray:
-        return (embeddings.astype(np.float64) @ self.weight.T.astype(np.float64) + self.bias) / self.temperature
+        return (
+            embeddings.astype(np.float64) @ self.weight.T.astype(np.float64) + self.bias
+        ) / self.temperature
 
     def probabilities(self, embeddings: np.ndarray) -> np.ndarray:
         return softmax(self.logits(embeddings))
@@ -52,7 +54,9 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 class TextClassifier:
-    def __init__(self, encoder: Any, head: LinearHead, labels: list[str], max_length: int, info: dict[str, Any]):
+    def __init__(
+        self, encoder: Any, head: LinearHead, labels: list[str], max_length: int, info: dict[str, Any]
+    ):
         self.encoder = encoder  # a sentence_transformers.SentenceTransformer
         self.head = head
         self.labels = list(labels)
@@ -65,8 +69,11 @@ class TextClassifier:
     def embed(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         return np.asarray(
             self.encoder.encode(
-                list(texts), batch_size=batch_size, convert_to_numpy=True,
-                normalize_embeddings=True, show_progress_bar=False,
+                list(texts),
+                batch_size=batch_size,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+                show_progress_bar=False,
             )
         )
 
@@ -82,7 +89,8 @@ class TextClassifier:
             best = int(row.argmax())
             out.append(
                 Prediction(
-                    label=self.labels[best], confidence=float(row[best]),
+                    label=self.labels[best],
+                    confidence=float(row[best]),
                     probabilities={label: float(p) for label, p in zip(self.labels, row, strict=True)},
                 )
             )

@@ -52,7 +52,9 @@ def load_spec(path: str | Path) -> LoadedSpec:
     except UnicodeDecodeError as exc:
         raise SpecError(f"{spec_path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     spec = parse_spec(text, source=str(spec_path))
-    return LoadedSpec(spec=spec, path=spec_path.resolve(), root=spec_path.parent.resolve(), sha256=spec_hash(spec))
+    return LoadedSpec(
+        spec=spec, path=spec_path.resolve(), root=spec_path.parent.resolve(), sha256=spec_hash(spec)
+    )
 
 
 def parse_spec(text: str, source: str = "<spec>") -> Spec:

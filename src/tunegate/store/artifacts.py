@@ -118,7 +118,10 @@ class ArtifactStore:
             recorded_by_path = {e["path"]: e for e in recorded}
             actual_by_path = {e["path"]: e for e in actual}
             changed = sorted(
-                p for p in recorded_by_path.keys() | actual_by_path.keys()
+                p
+                for p in recorded_by_path.keys() | actual_by_path.keys()
                 if recorded_by_path.get(p) != actual_by_path.get(p)
             )
-            raise IntegrityError(f"artifact {tree_sha[:12]}: files changed since stored: {', '.join(changed)}")
+            raise IntegrityError(
+                f"artifact {tree_sha[:12]}: files changed since stored: {', '.join(changed)}"
+            )

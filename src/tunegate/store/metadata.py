@@ -6,8 +6,13 @@ Tables
     gates            gate verdicts, bound to the evidence hash they judged
 
 Readers get frozen dataclasses, never live ORM objects, so nothing outside this module can write
-through a session by accident. Lifecycle rules (who may promote what) live in `registry/`; this
-module only makes each change atomic.
+through a session by accident. Lifecycle rules (who may promote what) live in `registry/`; stage
+changes are written by `store.lifecycle` (with their decision-log entry, in one transaction), and
+`set_stage` here forwards to it. The schema is created and migrated by `store.migrate` (Alembic).
+
+On SQLite every transaction begins IMMEDIATE: it takes the database's single write lock up front, so
+a read-then-write (the next version number, the current production version) cannot interleave with
+another process's write; busy_timeout makes the other process wait instead of failing.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     String,
     UniqueConstraint,
@@ -32,10 +38,12 @@ from sqlalchemy import (
     event,
     func,
     select,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from tunegate.errors import RegistryError
+from tunegate.store.migrate import ensure_schema
 
 STAGES = ("candidate", "staging", "production", "archived")
 
@@ -46,7 +54,17 @@ class _Base(DeclarativeBase):
 
 class _VersionRow(_Base):
     __tablename__ = "model_versions"
-    __table_args__ = (UniqueConstraint("name", "version"),)
+    __table_args__ = (
+        UniqueConstraint("name", "version"),
+        # The database itself refuses a second production version of a model (see docs/governance.md).
+        Index(
+            "uq_model_versions_one_production",
+            "name",
+            unique=True,
+            sqlite_where=text("stage = 'production'"),
+            postgresql_where=text("stage = 'production'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(64), index=True)
@@ -128,9 +146,16 @@ def _now() -> datetime:
 
 def _version(row: _VersionRow) -> VersionRecord:
     return VersionRecord(
-        id=row.id, name=row.name, version=row.version, task=row.task, stage=row.stage,
-        artifact_sha256=row.artifact_sha256, spec_sha256=row.spec_sha256,
-        data_fingerprint=row.data_fingerprint, lineage=dict(row.lineage), created_at=row.created_at,
+        id=row.id,
+        name=row.name,
+        version=row.version,
+        task=row.task,
+        stage=row.stage,
+        artifact_sha256=row.artifact_sha256,
+        spec_sha256=row.spec_sha256,
+        data_fingerprint=row.data_fingerprint,
+        lineage=dict(row.lineage),
+        created_at=row.created_at,
     )
 
 
@@ -140,8 +165,14 @@ def _evaluation(row: _EvaluationRow) -> EvaluationRecord:
 
 def _gate(row: _GateRow) -> GateRecord:
     return GateRecord(
-        row.id, row.version_id, row.evaluation_id, row.passed, dict(row.verdict),
-        row.evidence_sha256, row.report_sha256, row.created_at,
+        row.id,
+        row.version_id,
+        row.evaluation_id,
+        row.passed,
+        dict(row.verdict),
+        row.evidence_sha256,
+        row.report_sha256,
+        row.created_at,
     )
 
 
@@ -153,7 +184,8 @@ class MetadataStore:
         self.engine = create_engine(database_url, json_serializer=lambda v: json.dumps(v, sort_keys=True))
         if database_url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        _Base.metadata.create_all(self.engine)
+            event.listen(self.engine, "begin", _sqlite_begin_immediate)
+        ensure_schema(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
@@ -161,18 +193,42 @@ class MetadataStore:
         with self._sessions.begin() as session:
             yield session
 
+    @contextmanager
+    def transaction(self, session: Session | None = None) -> Iterator[Session]:
+        """For the store's writer modules only: one transaction spanning their tables, or join `session`."""
+        if session is not None:
+            yield session
+            return
+        with self._tx() as s:
+            yield s
+
     # -- versions ---------------------------------------------------------------------------------
 
     def register_version(
-        self, *, name: str, task: str, artifact_sha256: str, spec_sha256: str,
-        data_fingerprint: str, lineage: dict[str, Any],
+        self,
+        *,
+        name: str,
+        task: str,
+        artifact_sha256: str,
+        spec_sha256: str,
+        data_fingerprint: str,
+        lineage: dict[str, Any],
+        session: Session | None = None,
     ) -> VersionRecord:
-        with self._tx() as s:
+        """Add a candidate version. `tunegate.registry.register_candidate` calls this inside its own
+        transaction (`session`) so that the decision-log entry is written atomically with the row."""
+        with self.transaction(session) as s:
             latest = s.scalar(select(func.max(_VersionRow.version)).where(_VersionRow.name == name)) or 0
             row = _VersionRow(
-                name=name, version=latest + 1, task=task, stage="candidate",
-                artifact_sha256=artifact_sha256, spec_sha256=spec_sha256,
-                data_fingerprint=data_fingerprint, lineage=lineage, created_at=_now(),
+                name=name,
+                version=latest + 1,
+                task=task,
+                stage="candidate",
+                artifact_sha256=artifact_sha256,
+                spec_sha256=spec_sha256,
+                data_fingerprint=data_fingerprint,
+                lineage=lineage,
+                created_at=_now(),
             )
             s.add(row)
             s.flush()
@@ -182,7 +238,9 @@ class MetadataStore:
         """`name` (latest), `name@3`, `name@production`, `name@staging`, `name@candidate` (newest)."""
         match = _REF.match(ref.strip())
         if not match:
-            raise RegistryError(f"{ref!r} is not a version reference (expected name, name@3 or name@production)")
+            raise RegistryError(
+                f"{ref!r} is not a version reference (expected name, name@3 or name@production)"
+            )
         name, tag = match["name"], match["tag"] or "latest"
         with self._tx() as s:
             query = select(_VersionRow).where(_VersionRow.name == name)
@@ -212,20 +270,20 @@ class MetadataStore:
             return [_version(r) for r in s.scalars(query)]
 
     def set_stage(self, version_id: int, stage: str) -> VersionRecord:
-        if stage not in STAGES:
-            raise RegistryError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
-        with self._tx() as s:
-            row = s.get(_VersionRow, version_id)
-            if row is None:
-                raise RegistryError(f"no version with id {version_id}")
-            row.stage = stage
-            return _version(row)
+        """Unchecked stage change (tests, repair), logged; promotion and rollback use `tunegate.registry`."""
+        from tunegate.store.lifecycle import force_stage  # the one writer of stages; imported late (cycle)
+
+        return force_stage(self, version_id, stage, actor="system", reason="MetadataStore.set_stage")
 
     # -- evaluations and gates --------------------------------------------------------------------
 
-    def add_evaluation(self, version_id: int, results: dict[str, Any], report_sha256: str) -> EvaluationRecord:
+    def add_evaluation(
+        self, version_id: int, results: dict[str, Any], report_sha256: str
+    ) -> EvaluationRecord:
         with self._tx() as s:
-            row = _EvaluationRow(version_id=version_id, results=results, report_sha256=report_sha256, created_at=_now())
+            row = _EvaluationRow(
+                version_id=version_id, results=results, report_sha256=report_sha256, created_at=_now()
+            )
             s.add(row)
             s.flush()
             return _evaluation(row)
@@ -233,19 +291,32 @@ class MetadataStore:
     def latest_evaluation(self, version_id: int) -> EvaluationRecord | None:
         with self._tx() as s:
             row = s.scalars(
-                select(_EvaluationRow).where(_EvaluationRow.version_id == version_id)
-                .order_by(_EvaluationRow.id.desc()).limit(1)
+                select(_EvaluationRow)
+                .where(_EvaluationRow.version_id == version_id)
+                .order_by(_EvaluationRow.id.desc())
+                .limit(1)
             ).first()
             return _evaluation(row) if row else None
 
     def add_gate(
-        self, *, version_id: int, evaluation_id: int, passed: bool, verdict: dict[str, Any],
-        evidence_sha256: str, report_sha256: str,
+        self,
+        *,
+        version_id: int,
+        evaluation_id: int,
+        passed: bool,
+        verdict: dict[str, Any],
+        evidence_sha256: str,
+        report_sha256: str,
     ) -> GateRecord:
         with self._tx() as s:
             row = _GateRow(
-                version_id=version_id, evaluation_id=evaluation_id, passed=passed, verdict=verdict,
-                evidence_sha256=evidence_sha256, report_sha256=report_sha256, created_at=_now(),
+                version_id=version_id,
+                evaluation_id=evaluation_id,
+                passed=passed,
+                verdict=verdict,
+                evidence_sha256=evidence_sha256,
+                report_sha256=report_sha256,
+                created_at=_now(),
             )
             s.add(row)
             s.flush()
@@ -254,7 +325,10 @@ class MetadataStore:
     def latest_gate(self, version_id: int) -> GateRecord | None:
         with self._tx() as s:
             row = s.scalars(
-                select(_GateRow).where(_GateRow.version_id == version_id).order_by(_GateRow.id.desc()).limit(1)
+                select(_GateRow)
+                .where(_GateRow.version_id == version_id)
+                .order_by(_GateRow.id.desc())
+                .limit(1)
             ).first()
             return _gate(row) if row else None
 
@@ -266,3 +340,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+    # Hand transaction control to SQLAlchemy (the "begin" listener below); the sqlite3 module's own
+    # implicit BEGIN is deferred and skips SELECTs, which breaks read-then-write atomicity.
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin_immediate(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -98,7 +98,7 @@ def train_fewshot(
 ) -> TrainResult:
     """Fine-tune the encoder at `encoder_path` on `train` and return a ready TextClassifier."""
     import torch
-    from torch.nn import functional as F  # noqa: N812
+    from torch.nn import functional as F
 
     labels = sorted({ex.label for ex in train})
     if len(labels) < 2:
@@ -157,7 +157,10 @@ def train_fewshot(
     weight, bias = _fit_head(adapted, np.asarray(y), len(labels), config.head_c, config.seed)
     temperature = _fit_temperature(adapted, np.asarray(y), len(labels), config.head_c, config.seed)
     classifier = TextClassifier(
-        encoder, LinearHead(weight, bias, temperature), labels, config.max_length,
+        encoder,
+        LinearHead(weight, bias, temperature),
+        labels,
+        config.max_length,
         info={"method": "fewshot", "logit_scale": config.logit_scale, "head_c": config.head_c},
     )
     return TrainResult(classifier, time.perf_counter() - started, step, epochs, losses, temperature)
@@ -165,7 +168,7 @@ def train_fewshot(
 
 def _encode(encoder: Any, texts: list[str], batch_size: int) -> Any:
     import torch
-    from torch.nn import functional as F  # noqa: N812
+    from torch.nn import functional as F
 
     parts = []
     for i in range(0, len(texts), batch_size):
@@ -180,7 +183,9 @@ def _logistic_regression(c: float, seed: int) -> Any:
     return LogisticRegression(C=c, max_iter=2000, random_state=seed)
 
 
-def _fit_head(x: np.ndarray, y: np.ndarray, n_classes: int, c: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _fit_head(
+    x: np.ndarray, y: np.ndarray, n_classes: int, c: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     model = _logistic_regression(c, seed).fit(x, y)
     return model.coef_.astype(np.float64), model.intercept_.astype(np.float64)
 

@@ -16,8 +16,16 @@ from pathlib import Path
 from typing import Any
 
 LIBRARIES = (
-    "torch", "transformers", "sentence-transformers", "scikit-learn", "numpy", "safetensors",
-    "peft", "trl", "accelerate", "datasets",
+    "torch",
+    "transformers",
+    "sentence-transformers",
+    "scikit-learn",
+    "numpy",
+    "safetensors",
+    "peft",
+    "trl",
+    "accelerate",
+    "datasets",
 )
 
 
@@ -32,11 +40,13 @@ def library_versions() -> dict[str, str]:
 
 
 def code_version() -> str:
-    from tunegate import __version__
-
+    __version__ = metadata.version("tunegate")
     try:
         commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
             cwd=Path(__file__).resolve().parent,
         ).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
@@ -56,8 +66,11 @@ def hardware() -> dict[str, Any]:
     except OSError:
         pass
     info: dict[str, Any] = {
-        "cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-        "platform": platform.platform(), "python": platform.python_version(),
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
     }
     if torch.cuda.is_available():
         info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
@@ -69,8 +82,16 @@ def current_user() -> str:
     return os.environ.get("TUNEGATE_USER") or getpass.getuser()
 
 
-def base_lineage(*, base_model: str, base_model_path: Path, data_fingerprint: str, spec: dict[str, Any],
-                 spec_sha256: str, wall_s: float, hourly_price_usd: float) -> dict[str, Any]:
+def base_lineage(
+    *,
+    base_model: str,
+    base_model_path: Path,
+    data_fingerprint: str,
+    spec: dict[str, Any],
+    spec_sha256: str,
+    wall_s: float,
+    hourly_price_usd: float,
+) -> dict[str, Any]:
     return {
         "base_model": base_model,
         "base_model_path": str(base_model_path),
