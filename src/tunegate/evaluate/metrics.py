@@ -18,6 +18,7 @@ Deliberately not here: running models, grouping rows by metadata (slices.py), pa
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -98,6 +99,10 @@ def point_metrics(
         y_true, y_pred, labels=labels, average=None, zero_division=0
     )
     correct = y_true == y_pred
+    with warnings.catch_warnings():
+        # A slice holding one label has a 1x1 matrix by design; sklearn warns in case it was not meant.
+        warnings.filterwarnings("ignore", message="A single label was found", category=UserWarning)
+        confusion = confusion_matrix(y_true, y_pred, labels=labels)
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "macro_f1": float(np.mean(f1)),
@@ -107,7 +112,7 @@ def point_metrics(
         "f1": f1.astype(float),
         "support": support.astype(int),
         # Rows predicted outside the label list (y_pred == -1) have no column here; see outside_label_set.
-        "confusion": confusion_matrix(y_true, y_pred, labels=labels),
+        "confusion": confusion,
         "outside_label_set": int(np.sum(y_pred < 0)),
     }
 

@@ -100,6 +100,8 @@ def _compared(interval: dict[str, Any] | None, bound: Bound, judge_on: str) -> t
     if not isinstance(interval, dict):
         return None, None, None, None
     value, low, high = (_number(interval.get(k)) for k in ("value", "low", "high"))
+    if value is None:  # an interval around no point estimate is not evidence either
+        return None, low, high, None
     if judge_on == "point":
         return value, low, high, value
     return value, low, high, high if bound == "max" else low
