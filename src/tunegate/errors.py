@@ -8,6 +8,7 @@
     ├── EvalError                      an evaluation suite cannot run
     ├── GateError                      a gate cannot be decided (missing evidence)
     ├── ReviewError                    a review action is not allowed (wrong role, self-approval, ...)
+    │   └── AccessDenied               no valid API key, a revoked key, or a role without the permission
     ├── RegistryError                  a version reference is unknown, or a lifecycle move is refused
     │   └── PromotionRefused           promotion without passed gate / valid sign-off
     ├── StoreError                     the workspace database or artifact store is broken or tampered with
@@ -58,12 +59,20 @@ class ReviewError(TunegateError):
     pass
 
 
+class AccessDenied(ReviewError):
+    pass
+
+
 class RegistryError(TunegateError):
     pass
 
 
 class PromotionRefused(RegistryError):
-    pass
+    """`reasons` holds codes: no_passed_gate, no_signoff, self_approval_only, evidence_changed."""
+
+    def __init__(self, message: str, reasons: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.reasons = reasons or []
 
 
 class StoreError(TunegateError):
