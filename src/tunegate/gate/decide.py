@@ -220,15 +220,26 @@ def _latency(results: dict[str, Any], targets: Targets, threshold: float) -> Tar
     return TargetResult(name, "max", threshold, p95, None, None, p95, passed, sentence)
 
 
-def _cost(name: str, what: str, measured: float | None, threshold: float, missing: str) -> TargetResult:
+def _cost(
+    name: str, what: str, measured: float | None, basis: str, threshold: float, missing: str
+) -> TargetResult:
     passed = _holds(measured, "max", threshold)
     if measured is None:
         sentence = f"FAIL: {what}: {missing}; {NO_EVIDENCE}"
     else:
+        relation = "<=" if passed else ">"
         sentence = (
-            f"{'PASS' if passed else 'FAIL'}: {what} ${measured:.4g} {'<=' if passed else '>'} ${threshold:g}"
+            f"{'PASS' if passed else 'FAIL'}: {what} ${measured:.4g} ({basis}) {relation} ${threshold:g}"
         )
     return TargetResult(name, "max", threshold, measured, None, None, measured, passed, sentence)
+
+
+# (key under targets.quality, what it is called in a sentence, bound, key under results["metrics"])
+_INTERVAL_TARGETS: tuple[tuple[str, str, Bound, str], ...] = (
+    ("macro_f1_min", "macro-F1", "min", "macro_f1"),
+    ("accuracy_min", "accuracy", "min", "accuracy"),
+    ("ece_max", "expected calibration error", "max", "ece"),
+)
 
 
 def decide(targets: Targets, results: dict[str, Any]) -> GateVerdict:
@@ -240,15 +251,11 @@ def decide(targets: Targets, results: dict[str, Any]) -> GateVerdict:
     judge_on = targets.judge_on
     quality = targets.quality
     checks: list[TargetResult] = []
-    for key, what, bound, metric in (
-        ("macro_f1_min", "macro-F1", "min", "macro_f1"),
-        ("accuracy_min", "accuracy", "min", "accuracy"),
-        ("ece_max", "expected calibration error", "max", "ece"),
-    ):
+    for key, what, bound, metric in _INTERVAL_TARGETS:
         threshold = getattr(quality, key)
         if threshold is not None:
             interval = _dig(results, "metrics", metric)
-            checks.append(_interval_target(f"quality.{key}", what, interval, bound, threshold, judge_on))  # type: ignore[arg-type]
+            checks.append(_interval_target(f"quality.{key}", what, interval, bound, threshold, judge_on))
     if quality.per_class_recall_min is not None:
         checks.append(_per_class_recall(results, quality.per_class_recall_min, judge_on))
     if quality.beat_baseline:
@@ -259,26 +266,24 @@ def decide(targets: Targets, results: dict[str, Any]) -> GateVerdict:
     price = targets.cost.hourly_price_usd
     if targets.cost.training_usd_max is not None:
         wall_s = _number(_dig(results, "cost", "training_wall_s"))
-        measured = training_cost_usd(wall_s, price) if wall_s is not None and wall_s >= 0 else None
         checks.append(
             _cost(
                 "cost.training_usd_max",
-                f"training cost at ${price:g}/h",
-                measured,
+                "training cost",
+                training_cost_usd(wall_s, price) if wall_s is not None and wall_s >= 0 else None,
+                f"{_fmt(wall_s)} s at ${price:g}/h",
                 targets.cost.training_usd_max,
                 "training time not recorded",
             )
         )
     if targets.cost.usd_per_1k_requests_max is not None:
         throughput = _number(_dig(results, "latency", "throughput", "texts_per_s"))
-        measured = (
-            usd_per_1k_requests(throughput, price) if throughput is not None and throughput > 0 else None
-        )
         checks.append(
             _cost(
                 "cost.usd_per_1k_requests_max",
-                f"serving cost per 1k requests at ${price:g}/h",
-                measured,
+                "serving cost per 1k requests",
+                usd_per_1k_requests(throughput, price) if throughput is not None and throughput > 0 else None,
+                f"{_fmt(throughput)} texts/s at ${price:g}/h, batched",
                 targets.cost.usd_per_1k_requests_max,
                 "throughput not measured",
             )
