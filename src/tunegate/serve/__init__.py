@@ -5,4 +5,12 @@ from tunegate.serve.events import FeedbackEvent, Observer, RequestEvent
 from tunegate.serve.holder import ModelHolder, Served
 from tunegate.serve.settings import ServeSettings
 
-__all__ = ["FeedbackEvent", "ModelHolder", "Observer", "RequestEvent", "ServeSettings", "Served", "create_app"]
+__all__ = [
+    "FeedbackEvent",
+    "ModelHolder",
+    "Observer",
+    "RequestEvent",
+    "ServeSettings",
+    "Served",
+    "create_app",
+]
