@@ -12,7 +12,7 @@ Kinds and rules:
   email     local@domain.tld
   phone     +country forms; (area) forms; a national form starting with trunk 0; US 555-123-4567.
             9–15 digits. Plain digit runs are not phones (too many order numbers and ids look alike),
-            and date-like shapes (2024-01-15, 01.02.2024) are skipped.
+            nor are dates (2024-01-15, 01.02.2024), SSN shapes or parts of longer grouped numbers.
   card      13–19 digits, optionally grouped by spaces or hyphens, passing the Luhn check
   iban      country code, check digits, 11–30 letters/digits (grouped by 4 or not), passing mod-97
   us_ssn    ddd-dd-dddd, excluding areas 000, 666 and 9xx, group 00 and serial 0000
@@ -29,20 +29,25 @@ from tunegate.data.examples import Example
 
 _EMAIL = re.compile(r"(?<![\w.%+-])[\w.%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b")
-_CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d])")
+# A digit run is taken whole, groups included: no starting or stopping inside "1234 5678 ...".
+_CARD = re.compile(r"(?<![\d-])(?<!\d[ -])\d(?:[ -]?\d){12,18}(?!\d)(?![ -]\d)")
 _SSN = re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d-])")
 _NINO = re.compile(
     r"\b(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b"
 )
 _PHONE = re.compile(
-    r"(?<![\w+])(?:"
+    r"(?<![\w+])(?<!\d[ .-])(?:"
     r"\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){2,5}"  # +44 20 7946 0958, +1 (555) 123-4567
     r"|\(\d{2,4}\)[ .-]?\d{3,4}[ .-]?\d{3,4}"  # (555) 123-4567
     r"|0\d{1,4}(?:[ .-]\d{2,4}){2,4}"  # 020 7946 0958, 06 12 34 56 78
     r"|\d{3}[.-]\d{3}[.-]\d{4}"  # 555-123-4567
-    r")(?!\w)"
+    r")(?!\w)(?![ .-]\d)"
 )
-_DATE_LIKE = re.compile(r"^(?:\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[./-]\d{1,2}[./-]\d{2,4})(?!\d)")
+# Shapes a phone pattern also matches that are something else: dates, and SSN-shaped numbers (the
+# invalid ones the us_ssn rule leaves out are still not phone numbers).
+_NOT_PHONE = re.compile(
+    r"^(?:\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[./-]\d{1,2}[./-]\d{2,4}(?!\d)|\d{3}-\d{2}-\d{4}$)"
+)
 _NON_DIGIT = re.compile(r"\D")
 
 KINDS = ("email", "iban", "card", "us_ssn", "uk_nino", "phone")
@@ -108,7 +113,7 @@ def _candidates(text: str) -> list[tuple[str, int, int]]:
     found += [("uk_nino", m.start(), m.end()) for m in _NINO.finditer(text)]
     for m in _PHONE.finditer(text):
         digit_count = len(_NON_DIGIT.sub("", m.group()))
-        if 9 <= digit_count <= 15 and not _DATE_LIKE.match(m.group()):
+        if 9 <= digit_count <= 15 and not _NOT_PHONE.match(m.group()):
             found.append(("phone", m.start(), m.end()))
     return found
 

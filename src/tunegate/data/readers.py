@@ -213,7 +213,7 @@ def _csv_header(line: str, rows: _RowChecker, delimiter: str, bad_lines: dict[in
     if 1 in bad_lines:
         raise DataError(f"{rows.file}:1: the CSV header is {bad_lines[1]}")
     try:
-        header = next(csv.reader([line], delimiter=delimiter), [])
+        header = next(csv.reader([line], delimiter=delimiter, strict=True), [])
     except csv.Error as exc:
         raise DataError(f"{rows.file}:1: cannot parse the CSV header ({exc})") from exc
     missing = [name for name in (rows.text_field, rows.label_field) if name not in header]
@@ -230,14 +230,15 @@ def _csv_records(
 ) -> Iterator[tuple[int, int, list[str]]]:
     """(first line, last line, fields) per record after the header; broken records go to `rows.error`.
 
-    An unclosed quote makes the csv module read on to the next quote, swallowing the rows between. A
-    record that spans lines and has the wrong number of fields (or that the csv module rejects) is
-    therefore blamed on its first line alone, and parsing restarts on the line after it, so the
-    swallowed rows are read as themselves.
+    An unclosed quote makes the csv module read on to the next quote, swallowing the rows between.
+    Strict mode makes that visible (the "closing" quote is then rarely followed by a delimiter, and
+    end of file inside quotes is an error), and so does a record that spans lines with the wrong
+    number of fields. Either is blamed on the record's first line alone, and parsing restarts on the
+    line after it, so the swallowed rows are read as themselves.
     """
     start = 2
     while start <= len(texts):
-        reader = csv.reader(itertools.islice(texts, start - 1, None), delimiter=delimiter)
+        reader = csv.reader(itertools.islice(texts, start - 1, None), delimiter=delimiter, strict=True)
         base = start - 1  # reader.line_num counts lines from here
         start = len(texts) + 1  # unless a broken record asks for a restart
         while True:
@@ -247,7 +248,7 @@ def _csv_records(
             except StopIteration:
                 break
             except csv.Error as exc:
-                rows.error(first, f"cannot parse this CSV line ({exc})")
+                rows.error(first, f"cannot parse CSV: {exc} (an unbalanced quote?)")
                 start = first + 1
                 break
             last = base + reader.line_num

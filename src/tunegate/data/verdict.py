@@ -59,7 +59,7 @@ def decide(report: DataReport, data: DataSpec) -> tuple[list[str], list[str]]:
         near = len(report.leakage) - exact
         finding(
             "leakage",
-            f"{len(report.leakage):,} test rows also appear in train ({exact:,} exact, {near:,} near "
+            f"train/test leakage: {len(report.leakage):,} test rows also appear in train ({exact:,} exact, {near:,} near "
             f"at similarity >= {data.near_duplicate_threshold}); their scores would be inflated",
         )
 
