@@ -181,6 +181,34 @@ def models_show(ref: Annotated[str, typer.Argument()], workspace: WorkspaceOpt =
     )
 
 
+@app.command()
+def serve(
+    spec: Annotated[Path | None, typer.Option(help="tunegate.yaml whose serve/monitor/rollback sections apply.")] = None,
+    workspace: WorkspaceOpt = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    model: Annotated[list[str] | None, typer.Option(help="Model name to serve (repeatable; default: all).")] = None,
+    no_auth: Annotated[bool, typer.Option("--no-auth", help="Accept requests without API keys.")] = False,
+    monitor: Annotated[bool, typer.Option(help="Run the monitor (needs --spec): drift, alerts, rollback.")] = True,
+    graceful_shutdown_s: Annotated[float, typer.Option(help="On SIGTERM, wait this long for requests.")] = 30.0,
+) -> None:
+    """Serve production versions over HTTP: classify, OpenAI chat and embeddings, feedback, metrics."""
+    from tunegate.serve import create_app
+    from tunegate.serve.run import run_server, settings_for
+    from tunegate.spec import load_spec
+    from tunegate.store import open_store
+
+    store = open_store(workspace)
+    loaded = load_spec(spec) if spec is not None else None
+    settings = settings_for(store, loaded, models=model or (), require_api_key=False if no_auth else None)
+    observers = []
+    if loaded is not None and monitor:
+        from tunegate.monitor import start_monitor
+
+        observers.append(start_monitor(store, loaded, console=err_console).observe)
+    run_server(create_app(store, settings, observers), host=host, port=port, graceful_shutdown_s=graceful_shutdown_s)
+
+
 def main() -> None:
     import click
 
