@@ -64,7 +64,10 @@ def validate_row(row: Any) -> tuple[list[dict[str, Any]] | None, str | None]:
         return None, f"data_type: a row must be a JSON object, got {type(row).__name__}"
     unknown = sorted(set(row) - ROW_KEYS)
     if unknown:
-        return None, f"unrecognised key {unknown[0]!r} (a row holds messages, or prompt and completion; id, metadata)"
+        return (
+            None,
+            f"unrecognised key {unknown[0]!r} (a row holds messages, or prompt and completion; id, metadata)",
+        )
     if "metadata" in row and not isinstance(row["metadata"], dict):
         return None, "metadata must be an object"
     if "messages" not in row:
@@ -104,7 +107,9 @@ def _message_problem(message: Any, index: int) -> str | None:
             return f"message_missing_key: {where} has no {key!r}"
     unknown = sorted(set(message) - MESSAGE_KEYS)
     if unknown:
-        return f"message_unrecognized_key: {where} has key {unknown[0]!r} (known: role, content, name, weight)"
+        return (
+            f"message_unrecognized_key: {where} has key {unknown[0]!r} (known: role, content, name, weight)"
+        )
     if message["role"] not in ROLES:
         return f"unrecognized_role: {where} has role {message['role']!r} (known: {', '.join(ROLES)})"
     content = message["content"]
@@ -119,7 +124,9 @@ def _role_order_problem(roles: list[str]) -> str | None:
     """An optional system message, then user/assistant alternating, starting with user, ending with assistant."""
     turns = roles[1:] if roles[0] == "system" else roles
     if "system" in turns:
-        return f"role_order: a system message must come first (found at message {roles.index('system', 1) + 1})"
+        return (
+            f"role_order: a system message must come first (found at message {roles.index('system', 1) + 1})"
+        )
     for i, role in enumerate(turns):
         expected = "user" if i % 2 == 0 else "assistant"
         if role != expected:

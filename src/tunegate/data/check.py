@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from tunegate.data.balance import label_balance
 from tunegate.data.duplicates import exact_duplicates, exact_leakage
 from tunegate.data.lengths import load_tokenizer, token_lengths
-from tunegate.data.near_duplicates import near_duplicates, near_leakage
+from tunegate.data.near_duplicates import TrainIndex
 from tunegate.data.pii import scan_pii
 from tunegate.data.readers import ProgressFn, ReadResult, read_examples
 from tunegate.data.report import DataReport, fingerprint
@@ -86,10 +86,8 @@ def check_data(loaded: LoadedSpec, progress: bool = True) -> DataReport:
             )
             for split, rows in (("train", train), ("test", test))
         }
-        near = near_duplicates(train, "train", data.near_duplicate_threshold, steps.step("near-duplicates"))
-        leaks = exact_leakage(train, test) + near_leakage(
-            train, test, data.near_duplicate_threshold, steps.step("leakage")
-        )
+        index = TrainIndex(train, data.near_duplicate_threshold, on_progress=steps.step("near-duplicates"))
+        leaks = exact_leakage(train, test) + index.leaks(test, steps.step("leakage"))
         pii = (scan_pii(train, "train") + scan_pii(test, "test")) if data.pii else []
 
     report = DataReport(
@@ -101,7 +99,7 @@ def check_data(loaded: LoadedSpec, progress: bool = True) -> DataReport:
         total_rows={"train": train_read.total_rows, "test": test_read.total_rows},
         row_errors={"train": train_read.errors, "test": test_read.errors},
         duplicates=exact_duplicates(train, "train") + exact_duplicates(test, "test"),
-        near_duplicates=near,
+        near_duplicates=index.pairs,
         leakage=leaks,
         balance=label_balance(train, test, data.labels, data.min_examples_per_class),
         lengths=lengths,

@@ -55,7 +55,14 @@ def token_lengths(
     for start in range(0, len(examples), _BATCH):
         texts = [e.text for e in examples[start : start + _BATCH]]
         # verbose=False: transformers otherwise warns once per long text, which is exactly what we report.
-        encoded = tokenizer(texts, add_special_tokens=True, truncation=False, verbose=False)
+        encoded = tokenizer(
+            texts,
+            add_special_tokens=True,
+            truncation=False,
+            verbose=False,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )
         lengths.extend(len(ids) for ids in encoded["input_ids"])
         if on_progress:
             on_progress(len(lengths), len(examples))

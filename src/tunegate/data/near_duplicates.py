@@ -13,7 +13,7 @@ at 40, 0.90 at 60. Lower `data.near_duplicate_threshold` to catch edits of short
 Rows whose normalised texts are equal are exact duplicates and are reported by `duplicates`, not here:
 each distinct normalised text is hashed once, and pairs are between distinct texts.
 
-Pure functions over lists of Example; the optional `on_progress(done, total)` is the only side channel.
+No I/O: functions over lists of Example; the optional `on_progress(done, total)` is the only side channel.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from tunegate.data.examples import Example
 NUM_PERM = 128
 SEED = 1  # fixed, so two runs of the check report the same pairs
 LSH_MARGIN = 0.1
-_BATCH = 2000
+_PROGRESS_EVERY = 1000
 
 ProgressFn = Callable[[int, int], None]
 
@@ -41,7 +41,7 @@ class NearDuplicatePair:
     split: str
     first: RowRef
     second: RowRef
-    similarity: float  # estimated Jaccard similarity of the shingle sets
+    similarity: float  # Jaccard similarity of the shingle sets
     text: str  # the second row's text, for the report
 
 
@@ -64,15 +64,8 @@ def _distinct(examples: list[Example]) -> list[Example]:
     return list(seen.values())
 
 
-def _minhashes(
-    sets: list[set[bytes]], on_progress: ProgressFn | None, done: int, total: int
-) -> list[MinHash]:
-    out: list[MinHash] = []
-    for start in range(0, len(sets), _BATCH):
-        out.extend(MinHash.bulk(sets[start : start + _BATCH], num_perm=NUM_PERM, seed=SEED))
-        if on_progress:
-            on_progress(done + len(out), total)
-    return out
+def _minhashes(sets: list[set[bytes]]) -> list[MinHash]:
+    return MinHash.bulk(sets, num_perm=NUM_PERM, seed=SEED)
 
 
 def _index(threshold: float) -> MinHashLSH:
@@ -85,53 +78,69 @@ def jaccard(a: set[bytes], b: set[bytes]) -> float:
     return len(a & b) / len(a | b) if a or b else 1.0
 
 
-def near_duplicates(
-    examples: list[Example], split: str, threshold: float, on_progress: ProgressFn | None = None
-) -> list[NearDuplicatePair]:
-    """Pairs of distinct texts in one split whose shingle sets have Jaccard similarity >= threshold."""
-    distinct = _distinct(examples)
-    sets = [shingles(e.text) for e in distinct]
-    hashes = _minhashes(sets, on_progress, 0, len(distinct))
-    lsh = _index(threshold)
-    pairs = []
-    for i, example in enumerate(distinct):
-        for j in sorted(lsh.query(hashes[i])):
-            similarity = jaccard(sets[i], sets[j])
-            if similarity >= threshold:
-                pairs.append(
-                    NearDuplicatePair(
-                        split, RowRef.of(distinct[j]), RowRef.of(example), similarity, example.text
+class TrainIndex:
+    """The train split's distinct texts in one LSH index, built once for both near-duplicate checks.
+
+    Building it finds the near-duplicate pairs within train (each text is queried before it is
+    inserted); `leaks(test)` then queries the finished index with the test rows.
+    """
+
+    def __init__(
+        self,
+        train: list[Example],
+        threshold: float,
+        split: str = "train",
+        on_progress: ProgressFn | None = None,
+    ) -> None:
+        self.threshold = threshold
+        self.rows = _distinct(train)
+        self.normal = {normalize_text(e.text) for e in self.rows}
+        self.sets = [shingles(e.text) for e in self.rows]
+        hashes = _minhashes(self.sets)
+        self.lsh = _index(threshold)
+        self.pairs: list[NearDuplicatePair] = []
+        for i, example in enumerate(self.rows):
+            for j in sorted(self.lsh.query(hashes[i])):
+                similarity = jaccard(self.sets[i], self.sets[j])
+                if similarity >= threshold:
+                    first = RowRef.of(self.rows[j])
+                    self.pairs.append(
+                        NearDuplicatePair(split, first, RowRef.of(example), similarity, example.text)
                     )
-                )
-        lsh.insert(i, hashes[i])
-    return pairs
+            self.lsh.insert(i, hashes[i])
+            if on_progress and (i + 1) % _PROGRESS_EVERY == 0:
+                on_progress(i + 1, len(self.rows))
+        if on_progress:
+            on_progress(len(self.rows), len(self.rows))
+
+    def leaks(self, test: list[Example], on_progress: ProgressFn | None = None) -> list[Leak]:
+        """Test rows whose text is near (not equal to) a train text, each with its most similar train row."""
+        # Exact leaks are reported by `duplicates.exact_leakage`; only the rest can be near ones.
+        rows = [e for e in test if normalize_text(e.text) not in self.normal]
+        sets = [shingles(e.text) for e in rows]
+        leaks = []
+        for done, (example, shingle_set, minhash) in enumerate(
+            zip(rows, sets, _minhashes(sets), strict=True)
+        ):
+            if on_progress and done % _PROGRESS_EVERY == 0:
+                on_progress(done, len(rows))
+            # Most similar train row; ties go to the earliest, so the report is the same on every run.
+            scored = [(jaccard(shingle_set, self.sets[j]), -j) for j in self.lsh.query(minhash)]
+            best = max((s for s in scored if s[0] >= self.threshold), default=None)
+            if best is not None:
+                similarity, neg_j = best
+                match = RowRef.of(self.rows[-neg_j])
+                leaks.append(Leak(RowRef.of(example), match, similarity, exact=False, text=example.text))
+        if on_progress:
+            on_progress(len(rows), len(rows))
+        return leaks
 
 
-def near_leakage(
-    train: list[Example], test: list[Example], threshold: float, on_progress: ProgressFn | None = None
-) -> list[Leak]:
+def near_duplicates(examples: list[Example], split: str, threshold: float) -> list[NearDuplicatePair]:
+    """Pairs of distinct texts in one split whose shingle sets have Jaccard similarity >= threshold."""
+    return TrainIndex(examples, threshold, split).pairs
+
+
+def near_leakage(train: list[Example], test: list[Example], threshold: float) -> list[Leak]:
     """Test rows whose text is near (not equal to) a train text, each with its most similar train row."""
-    train_distinct = _distinct(train)
-    train_normal = {normalize_text(e.text) for e in train_distinct}
-    # Exact leaks are reported by `duplicates.exact_leakage`; only the rest can be near ones.
-    test_rows = [e for e in test if normalize_text(e.text) not in train_normal]
-    train_sets = [shingles(e.text) for e in train_distinct]
-    test_sets = [shingles(e.text) for e in test_rows]
-    total = len(train_sets) + len(test_sets)
-    train_hashes = _minhashes(train_sets, on_progress, 0, total)
-    test_hashes = _minhashes(test_sets, on_progress, len(train_sets), total)
-    lsh = _index(threshold)
-    for i, minhash in enumerate(train_hashes):
-        lsh.insert(i, minhash)
-    leaks = []
-    for example, shingle_set, minhash in zip(test_rows, test_sets, test_hashes, strict=True):
-        # Most similar train row; ties go to the earliest, so the report is the same on every run.
-        scored = [(jaccard(shingle_set, train_sets[j]), -j) for j in lsh.query(minhash)]
-        best = max((s for s in scored if s[0] >= threshold), default=None)
-        if best is not None:
-            similarity, neg_j = best
-            match = train_distinct[-neg_j]
-            leaks.append(
-                Leak(RowRef.of(example), RowRef.of(match), similarity, exact=False, text=example.text)
-            )
-    return leaks
+    return TrainIndex(train, threshold).leaks(test)

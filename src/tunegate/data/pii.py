@@ -50,6 +50,8 @@ _NOT_PHONE = re.compile(
 )
 _NON_DIGIT = re.compile(r"\D")
 
+_WORTH_SCANNING = re.compile(r"[\d@]")  # every kind holds a digit or an @; most texts hold neither
+
 KINDS = ("email", "iban", "card", "us_ssn", "uk_nino", "phone")
 SNIPPET_CONTEXT_CHARS = 25
 
@@ -103,6 +105,8 @@ def _iban_spans(text: str) -> list[tuple[int, int]]:
 
 
 def _candidates(text: str) -> list[tuple[str, int, int]]:
+    if not _WORTH_SCANNING.search(text):
+        return []
     found: list[tuple[str, int, int]] = [("email", m.start(), m.end()) for m in _EMAIL.finditer(text)]
     found += [("iban", start, end) for start, end in _iban_spans(text)]
     for m in _CARD.finditer(text):
