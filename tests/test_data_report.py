@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import random
 import subprocess
@@ -16,6 +17,7 @@ import yaml
 from rich.console import Console
 
 from tunegate.data import DataReport, check_data, fingerprint
+from tunegate.data.balance import label_balance
 from tunegate.data.verdict import decide
 from tunegate.spec import load_spec
 from tunegate.spec.schema import DataSpec
@@ -100,6 +102,15 @@ def test_spec_decides_what_blocks(messy: DataReport) -> None:
     assert blockers == [
         "train: 1 of 46 rows (2.2%) are malformed and not used, more than data.max_row_error_fraction (1.0%)"
     ]
+
+
+def test_one_class_always_blocks(messy: DataReport) -> None:
+    one_class = [e for e in messy.train if e.label == "pos"]
+    report = dataclasses.replace(
+        messy, train=one_class, balance=label_balance(one_class, messy.test, None, 1)
+    )
+    blockers, _ = decide(report, DataSpec(train="x", test="y", blockers=[]))
+    assert blockers == ["train: a classifier needs at least 2 classes; the rows have 1"]
 
 
 def test_report_json_and_html(messy: DataReport, tmp_path: Path) -> None:

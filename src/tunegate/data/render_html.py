@@ -94,11 +94,9 @@ def _lengths_chart(report: DataReport) -> str:
     max_length = lengths[0].max_length
     longest = max(item.longest for item in lengths)
     figure, axes = plt.subplots(figsize=(6.0, 3.0))
-    bins = min(60, max(10, longest // 4))
+    upper = max(longest, max_length) + 1  # the max_length line is always in view
     for item in lengths:
-        axes.hist(
-            item.lengths, bins=bins, range=(0, max(longest, max_length) + 1), alpha=0.6, label=item.split
-        )
+        axes.hist(item.lengths, bins=min(60, upper), range=(0, upper), alpha=0.6, label=item.split)
     axes.axvline(max_length, color="tab:red", linestyle="--", linewidth=1, label=f"max_length ({max_length})")
     axes.set_xlabel("tokens per text")
     axes.set_ylabel("rows")
