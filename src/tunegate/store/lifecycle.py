@@ -93,7 +93,7 @@ def _move(session: Session, head: _RegistryHeadRow, row: _VersionRow, stage: str
         current = session.scalars(
             select(_VersionRow)
             .where(_VersionRow.name == row.name, _VersionRow.stage == "production")
-            .with_for_update()
+            .with_for_update(key_share=True)
         ).first()
         if current is not None and current.id != row.id:
             _set(session, current, "archived", changes)
@@ -105,7 +105,11 @@ def _move(session: Session, head: _RegistryHeadRow, row: _VersionRow, stage: str
 
 
 def _locked_version(session: Session, version_id: int) -> _VersionRow:
-    row = session.scalars(select(_VersionRow).where(_VersionRow.id == version_id).with_for_update()).first()
+    # FOR NO KEY UPDATE on PostgreSQL: unlike FOR UPDATE it does not block the FOR KEY SHARE lock that
+    # inserting a row referencing this version takes (an evaluation, a gate, a sign-off).
+    row = session.scalars(
+        select(_VersionRow).where(_VersionRow.id == version_id).with_for_update(key_share=True)
+    ).first()
     if row is None:
         raise RegistryError(f"no version with id {version_id}")
     return row
@@ -217,7 +221,7 @@ def rollback_production(
         current = session.scalars(
             select(_VersionRow)
             .where(_VersionRow.name == name, _VersionRow.stage == "production")
-            .with_for_update()
+            .with_for_update(key_share=True)
         ).first()
         history = list(head.production_history)
         if (

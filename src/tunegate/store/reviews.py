@@ -247,19 +247,6 @@ def record_decision(
         )
         session.add(row)
         session.flush()
-        append_in(
-            session,
-            actor=reviewer,
-            action="review_decision",
-            subject=batch.version_ref,
-            reason=comment,
-            evidence_sha256=batch.evidence_sha256,
-            payload={
-                "batch_id": batch.id,
-                "item_id": item_id,
-                "decision": "approve" if approve else "reject",
-            },
-        )
         status, verdict = judge(_batch(batch), _items(session, batch.id), _decisions(session, batch.id))
         signoff = None
         if status in ("signed_off", "rejected"):
@@ -276,22 +263,27 @@ def record_decision(
             session.add(signoff_row)
             session.flush()
             signoff = _signoff(signoff_row)
+        # The log entries come last: a transaction holding the log head lock must wait for nothing else.
+        append_in(
+            session,
+            actor=reviewer,
+            action="review_decision",
+            subject=batch.version_ref,
+            reason=comment,
+            evidence_sha256=batch.evidence_sha256,
+            payload={
+                "batch_id": batch.id,
+                "item_id": item_id,
+                "decision": "approve" if approve else "reject",
+            },
+        )
+        if status in ("signed_off", "rejected"):
             append_in(
                 session,
                 actor=reviewer,
-                action="signoff",
+                action="signoff" if status == "signed_off" else "review_rejected",
                 subject=batch.version_ref,
-                reason="the review policy is satisfied",
-                evidence_sha256=batch.evidence_sha256,
-                payload={"batch_id": batch.id, "verdict": verdict},
-            )
-        elif status == "rejected":
-            append_in(
-                session,
-                actor=reviewer,
-                action="review_rejected",
-                subject=batch.version_ref,
-                reason=str(verdict.get("reason", "")),
+                reason="the review policy is satisfied" if signoff else str(verdict.get("reason", "")),
                 evidence_sha256=batch.evidence_sha256,
                 payload={"batch_id": batch.id, "verdict": verdict},
             )
