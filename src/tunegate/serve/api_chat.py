@@ -152,6 +152,15 @@ async def chat_completions(body: ChatRequest, request: Request) -> dict[str, Any
         ctx.holder.release(served)
         raise
     request_id = new_request_id("chatcmpl")
+    record(
+        request,
+        endpoint="chat",
+        request_id=request_id,
+        model_ref=served.ref,
+        model_name=served.version.name,
+        route=route,
+        user=user,
+    )
     created = now_s()
     cancel = threading.Event()
     ctx.remember(request_id, served.ref)

@@ -89,6 +89,16 @@ async def classify(body: ClassifyRequest, request: Request) -> dict[str, Any]:
     texts = _texts(body.input)
     request_id = new_request_id()
     async with ctx.holder.lease(body.model) as (served, route):
+        # Recorded first, so a failure below is counted against the version that failed.
+        record(
+            request,
+            endpoint="classify",
+            request_id=request_id,
+            model_ref=served.ref,
+            model_name=served.version.name,
+            route=route,
+            user=user,
+        )
         results, tokens = await _encode(ctx, served, texts)
         classifier = served.classifier
         assert classifier is not None
@@ -157,6 +167,15 @@ async def embeddings(body: EmbeddingsRequest, request: Request) -> dict[str, Any
     texts = _texts(body.input)
     request_id = new_request_id("emb")
     async with ctx.holder.lease(body.model) as (served, route):
+        record(
+            request,
+            endpoint="embeddings",
+            request_id=request_id,
+            model_ref=served.ref,
+            model_name=served.version.name,
+            route=route,
+            user=user,
+        )
         results, tokens = await _encode(ctx, served, texts)
         vectors = [r.embedding.astype(np.float32) for r in results]
         record(

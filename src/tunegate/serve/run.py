@@ -39,7 +39,11 @@ def store_authenticator(store: Store, cache_s: float = 5.0) -> Authenticator:
 
 
 def settings_for(
-    store: Store, spec: Spec | None, *, models: Sequence[str] = (), require_api_key: bool | None = None,
+    store: Store,
+    spec: Spec | None,
+    *,
+    models: Sequence[str] = (),
+    require_api_key: bool | None = None,
 ) -> ServeSettings:
     section = spec.serve if spec is not None else ServeSpec()
     overrides: dict[str, object] = {"models": tuple(models) or ((spec.name,) if spec is not None else ())}
@@ -56,6 +60,10 @@ def run_server(app: object, *, host: str, port: int, graceful_shutdown_s: float 
 
     uvicorn.run(
         app,  # type: ignore[arg-type]
-        host=host, port=port, timeout_graceful_shutdown=int(graceful_shutdown_s), log_level="info",
-        backlog=2048, access_log=False,
+        host=host,
+        port=port,
+        timeout_graceful_shutdown=int(graceful_shutdown_s),
+        log_level="info",
+        backlog=2048,
+        access_log=False,
     )
