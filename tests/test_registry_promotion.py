@@ -227,3 +227,23 @@ def test_set_stage_still_works_and_is_logged(store: Store) -> None:
     assert registry_stages(store) == {"clf@1": "archived", "clf@2": "production"}
     assert read_decisions(store.meta)[-1].action == "set_stage"
     assert replay_differences(store) == []
+
+
+def test_direct_registration_is_logged_with_the_trainer_as_actor(store: Store) -> None:
+    tree = store.workspace.root / "tree"
+    tree.mkdir()
+    (tree / "w.safetensors").write_bytes(b"w")
+    version = store.meta.register_version(
+        name="direct",
+        task="classify",
+        artifact_sha256=store.artifacts.put_tree(tree),
+        spec_sha256="5" * 64,
+        data_fingerprint="d" * 64,
+        lineage={"created_by": "tom"},
+    )
+    entry = read_decisions(store.meta)[-1]
+    assert (entry.action, entry.actor, entry.subject) == ("register", "tom", version.ref)
+    assert entry.payload["changes"] == [
+        {"ref": "direct@1", "version_id": version.id, "from": None, "to": "candidate"}
+    ]
+    assert replay_differences(store) == []

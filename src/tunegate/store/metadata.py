@@ -214,9 +214,27 @@ class MetadataStore:
         data_fingerprint: str,
         lineage: dict[str, Any],
         session: Session | None = None,
+        actor: str | None = None,
     ) -> VersionRecord:
-        """Add a candidate version. `tunegate.registry.register_candidate` calls this inside its own
-        transaction (`session`) so that the decision-log entry is written atomically with the row."""
+        """Add a candidate version, with its `register` decision-log entry in the same transaction.
+
+        Without `session` this goes through `store.lifecycle.register_logged` (model lock + log entry;
+        the actor defaults to lineage["created_by"]), which calls back here with its `session`.
+        """
+        if session is None:
+            # Imported late: lifecycle imports this module.
+            from tunegate.store.lifecycle import register_logged
+
+            return register_logged(
+                self,
+                name=name,
+                task=task,
+                artifact_sha256=artifact_sha256,
+                spec_sha256=spec_sha256,
+                data_fingerprint=data_fingerprint,
+                lineage=lineage,
+                actor=actor or str(lineage.get("created_by") or "unknown"),
+            ).version
         with self.transaction(session) as s:
             latest = s.scalar(select(func.max(_VersionRow.version)).where(_VersionRow.name == name)) or 0
             row = _VersionRow(
