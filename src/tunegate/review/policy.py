@@ -44,9 +44,12 @@ class ReviewPolicy:
 
 
 class DecisionLike(Protocol):
-    item_id: int
-    reviewer: str
-    approve: bool
+    @property
+    def item_id(self) -> int: ...
+    @property
+    def reviewer(self) -> str: ...
+    @property
+    def approve(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -98,50 +101,50 @@ def judge_batch(
             if any(self_votes) and len(counted) + sum(self_votes) >= policy.required_approvals:
                 self_only += 1
     n = len(ids)
-    common = dict(
-        items=n,
-        approved=approved,
-        rejected=rejected,
-        pending=pending,
-        eligible_reviewers=sorted(eligible),
-        ignored_self_decisions=ignored,
-    )
+
+    def verdict(status: str, reason: str, blocked_by: str | None = None) -> BatchVerdict:
+        return BatchVerdict(
+            status,
+            reason,
+            items=n,
+            approved=approved,
+            rejected=rejected,
+            pending=pending,
+            blocked_by=blocked_by,
+            eligible_reviewers=sorted(eligible),
+            ignored_self_decisions=ignored,
+        )
+
     best_rate = (approved + pending) / n if n else 0.0
     if best_rate < policy.min_approval_rate:
-        return BatchVerdict(
+        return verdict(
             "rejected",
             (
                 f"{rejected} of {n} items rejected: the approval rate can reach at most {best_rate:.0%}, "
                 f"below the required {policy.min_approval_rate:.0%}"
             ),
-            **common,
         )
     if pending and self_only == pending:
-        return BatchVerdict(
+        return verdict(
             "pending",
             (
                 f"only self-approval: the remaining {pending} items are approved only by {run_by}, who ran the "
                 "training (allow_self_approval is false)"
             ),
-            blocked_by="self_approval_only",
-            **common,
+            "self_approval_only",
         )
     if pending:
-        return BatchVerdict(
-            "pending", f"{pending} of {n} items still need a decision", blocked_by="items_pending", **common
-        )
+        return verdict("pending", f"{pending} of {n} items still need a decision", "items_pending")
     if len(eligible) < policy.distinct_reviewers:
-        return BatchVerdict(
+        return verdict(
             "pending",
             (f"{len(eligible)} eligible reviewer(s) took part; the policy needs {policy.distinct_reviewers}"),
-            blocked_by="too_few_reviewers",
-            **common,
+            "too_few_reviewers",
         )
-    return BatchVerdict(
+    return verdict(
         "signed_off",
         (
             f"{approved} of {n} items approved ({approved / n:.0%} >= {policy.min_approval_rate:.0%}) by "
             f"{', '.join(sorted(eligible))}"
         ),
-        **common,
     )
