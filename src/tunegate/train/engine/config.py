@@ -1,0 +1,98 @@
+"""What `train_sft` takes and returns. Internal config: frozen dataclasses, validated on creation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from tunegate.errors import TrainError
+from tunegate.train.engine.planner import MemoryPlan
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """How to train. Leave the None fields alone to let the engine decide (GPU: planner, compile,
+    FlexAttention, fused loss; CPU: eager PyTorch, SDPA with a dense document mask, plain loss)."""
+
+    seq_len: int = 2048
+    """Tokens per packed row; longer examples are truncated."""
+    mode: Literal["lora", "full"] = "lora"
+    lora_rank: int = 16
+    lora_alpha: float = 32.0
+    lora_targets: str | tuple[str, ...] = "all-linear"
+    """Used only when the model has no LoRA adapter yet (a PeftModel passed in keeps its own)."""
+    learning_rate: float = 2e-4
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    lr_schedule: Literal["constant", "linear", "cosine"] = "constant"
+    warmup_steps: int = 0
+    max_grad_norm: float | None = 1.0
+    tokens_per_step: int = 65536
+    """Row tokens per optimizer step over all GPUs (rows_per_step = tokens_per_step // seq_len)."""
+    epochs: int = 1
+    max_steps: int | None = None
+    seed: int = 0
+    shuffle: bool = True
+    micro_batch_rows: int | None = None
+    checkpoint_layers: int | None = None
+    compile: bool | None = None
+    attention: Literal["auto", "flex", "sdpa"] = "auto"
+    fused_loss: bool | None = None
+    memory_budget_gib: float | None = None
+    micro_batch_tokens: int | None = None
+    """Planner's target tokens per micro-batch (default: 8192 for hidden >= 4096, else 16384)."""
+    timing_warmup_steps: int = 1
+    """Steps excluded from the throughput numbers (compilation happens in the first)."""
+    log_every: int = 10
+
+    def __post_init__(self) -> None:
+        if self.seq_len < 8:
+            raise TrainError(f"engine config: seq_len={self.seq_len} must be at least 8")
+        if self.tokens_per_step < self.seq_len:
+            raise TrainError(
+                f"engine config: tokens_per_step={self.tokens_per_step} is below seq_len={self.seq_len}"
+            )
+        if self.mode not in ("lora", "full"):
+            raise TrainError(f"engine config: mode={self.mode!r} must be 'lora' or 'full'")
+        if self.attention not in ("auto", "flex", "sdpa"):
+            raise TrainError(f"engine config: attention={self.attention!r} must be auto, flex or sdpa")
+        if self.lr_schedule not in ("constant", "linear", "cosine"):
+            raise TrainError(
+                f"engine config: lr_schedule={self.lr_schedule!r} must be constant, linear or cosine"
+            )
+
+    @property
+    def rows_per_step(self) -> int:
+        return self.tokens_per_step // self.seq_len
+
+
+@dataclass
+class EngineResult:
+    steps: int
+    losses: list[float]
+    """Mean loss per labelled token, per optimizer step."""
+    useful_tokens: int
+    """Non-padding tokens trained on."""
+    labelled_tokens: int
+    row_tokens: int
+    """All row positions processed, padding included."""
+    train_seconds: float
+    timed_useful_tokens: int
+    timed_seconds: float
+    """Wall time and useful tokens of the steps after `timing_warmup_steps`."""
+    model_flops: float
+    """Useful model FLOPs of the timed steps (see flops.py)."""
+    peak_memory_bytes: int
+    world_size: int
+    plan: MemoryPlan | None
+    settings: dict[str, object] = field(default_factory=dict)
+    adapter_state: dict[str, object] | None = None
+    """Distributed runs only: the trained LoRA tensors under PEFT's names, gathered on rank 0."""
+
+    @property
+    def useful_tokens_per_s(self) -> float:
+        return self.timed_useful_tokens / self.timed_seconds if self.timed_seconds > 0 else 0.0
+
+    @property
+    def padding_fraction(self) -> float:
+        return 1.0 - self.useful_tokens / self.row_tokens if self.row_tokens else 0.0
