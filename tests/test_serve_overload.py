@@ -1,0 +1,105 @@
+"""Overload: beyond the concurrency limit the server answers 429 with Retry-After at once, and every
+request it accepted still succeeds. Graceful shutdown finishes in-flight requests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+
+from test_serve_support import classifier_folder, free_port, key_lookup, register, running_server
+from tunegate.serve import ServeSettings, create_app
+from tunegate.store import open_store
+
+AUTH = {"Authorization": "Bearer sk-test-alice"}
+LONG = "my parcel has not arrived and nobody answers my emails about it " * 6
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("overload")
+    store = open_store(root / "ws")
+    register(store, classifier_folder(root), "tickets")
+    return store
+
+
+def test_beyond_the_limit_429_and_no_accepted_request_fails(store) -> None:
+    app = create_app(store, ServeSettings(authenticate=key_lookup, max_concurrency=4, batch_max_items=4))
+    outcomes: list[tuple[int, str | None, float]] = []
+
+    async def one(client: httpx.AsyncClient) -> None:
+        started = time.perf_counter()
+        r = await client.post("/v1/classify", json={"input": [LONG] * 4})
+        outcomes.append((r.status_code, r.headers.get("retry-after"), time.perf_counter() - started))
+        if r.status_code == 429:
+            assert r.json()["error"]["type"] == "rate_limit_error"
+
+    async def main(url: str) -> None:
+        limits = httpx.Limits(max_connections=64)
+        async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=120, limits=limits) as client:
+            await asyncio.gather(*(one(client) for _ in range(64)))
+
+    with running_server(app) as url:
+        asyncio.run(main(url))
+    statuses = [s for s, _, _ in outcomes]
+    assert statuses.count(429) > 0 and statuses.count(200) >= 4
+    assert set(statuses) == {200, 429}  # nothing accepted failed, nothing timed out
+    assert all(retry == "1" for s, retry, _ in outcomes if s == 429)
+    slowest_refusal = max(t for s, _, t in outcomes if s == 429)
+    slowest_answer = max(t for s, _, t in outcomes if s == 200)
+    assert slowest_refusal < slowest_answer  # refused at once, not after queueing
+
+
+def test_a_request_over_its_timeout_gets_504_not_a_hang(store) -> None:
+    app = create_app(store, ServeSettings(authenticate=key_lookup, request_timeout_s=0.001))
+    with running_server(app) as url:
+        r = httpx.post(f"{url}/v1/classify", json={"input": [LONG] * 64}, headers=AUTH, timeout=60)
+    assert r.status_code == 504 and r.json()["error"]["code"] == "timeout"
+
+
+def test_sigterm_lets_in_flight_requests_finish(store, tmp_path) -> None:
+    port = free_port()
+    env = {**os.environ, "TUNEGATE_WORKSPACE": str(store.workspace.root)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tunegate", "serve", "--port", str(port), "--no-auth"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{url}/health/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+            assert time.monotonic() < deadline and process.poll() is None
+        results: list[int] = []
+
+        def send() -> None:
+            results.append(
+                httpx.post(f"{url}/v1/classify", json={"input": [LONG] * 16}, timeout=120).status_code
+            )
+
+        senders = [threading.Thread(target=send) for _ in range(6)]
+        for t in senders:
+            t.start()
+        time.sleep(0.5)  # the requests are in flight
+        process.send_signal(signal.SIGTERM)
+        for t in senders:
+            t.join(120)
+        # uvicorn re-raises the signal once it has shut down cleanly, so the exit status is SIGTERM's.
+        assert process.wait(60) in (0, -signal.SIGTERM)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert results == [200] * 6
