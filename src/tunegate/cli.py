@@ -587,6 +587,46 @@ def log_show(
     console.print(table)
 
 
+@app.command("monitor")
+def monitor_show(
+    workspace: WorkspaceOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole state as JSON.")] = False,
+) -> None:
+    """The monitor's current state: per version windows, drift, incidents and alerts."""
+    import time
+
+    from tunegate.monitor import read_state
+    from tunegate.store import open_store
+
+    state = read_state(open_store(workspace))
+    if as_json:
+        console.print_json(json.dumps(state))
+        return
+    age_s = time.time() - state["updated_at"]
+    console.print(f"monitor state from {age_s:.0f} s ago; windows of {state['window_s']:g} s")
+    table = Table("version", "requests", "errors", "p50 ms", "p95 ms", "confidence", "escalated", "wrong fb",
+                  "drift", "drift score / threshold")
+
+    def fmt(value: object, pattern: str = "{:.1f}") -> str:
+        return "-" if value is None else pattern.format(value)
+
+    for ref, version in state["versions"].items():
+        w = version["windows"][-1] if version["windows"] else {}
+        drift = version["drift"]
+        score = f"{drift['scores'][-1]:.4f} / {drift['threshold']:.4f}" if drift["scores"] and "threshold" in drift \
+            else "-"
+        table.add_row(
+            ref, fmt(w.get("requests"), "{}"), fmt(w.get("error_rate"), "{:.1%}"), fmt(w.get("p50_latency_ms")),
+            fmt(w.get("p95_latency_ms")), fmt(w.get("mean_confidence"), "{:.2f}"), fmt(w.get("escalated"), "{}"),
+            fmt(w.get("negative_feedback_rate"), "{:.0%}"), drift["status"], score,
+        )
+    console.print(table)
+    for incident in state["incidents"]:
+        console.print(f"[red]incident[/] {incident['version']}: {incident['reason']} -> {incident['outcome']}")
+    for alert in state["alerts"][-5:]:
+        console.print(f"[yellow]alert[/] {alert['kind']} {alert['model']}: {alert['message']}")
+
+
 def main() -> None:
     import click
 
