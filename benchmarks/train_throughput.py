@@ -296,10 +296,19 @@ def hf_packed_batches(
 def cell_b(spec: dict, examples: list, device: str) -> dict:
     import torch
 
+    liger = "Liger"
     if device == "cuda":
-        from liger_kernel.transformers import apply_liger_kernel_to_llama
+        try:
+            from liger_kernel.transformers import apply_liger_kernel_to_llama
 
-        apply_liger_kernel_to_llama(rope=True, rms_norm=True, swiglu=True, fused_linear_cross_entropy=True)
+            apply_liger_kernel_to_llama(
+                rope=True, rms_norm=True, swiglu=True, fused_linear_cross_entropy=True
+            )
+        except Exception as e:  # report (b) without Liger rather than not at all
+            liger = f"no Liger ({type(e).__name__}: {str(e)[:100]})"
+            print(f"  (b) Liger failed: {e!r}", flush=True)
+    else:
+        liger = "no Liger (CPU)"
     seq = spec["seq"]
     rows = packed_rows(examples, seq)
     model = build_hf_model(spec["shape"], device, "sdpa")
@@ -330,7 +339,7 @@ def cell_b(spec: dict, examples: list, device: str) -> dict:
                 break
             res["peak_memory_bytes"] = torch.cuda.max_memory_allocated() if device == "cuda" else 0
             res["tok_s"] = res["useful_tokens"] / res["seconds"]
-            res["settings"] = f"packed, Liger, no checkpointing, {attn}, micro-batch {mb} x {seq}"
+            res["settings"] = f"packed, {liger}, no checkpointing, {attn}, micro-batch {mb} x {seq}"
             tried.append(
                 {
                     "attn": attn,
