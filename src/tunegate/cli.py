@@ -57,7 +57,12 @@ def data_check(
     from tunegate.spec import load_spec
 
     loaded = load_spec(spec)
-    result = check_data(loaded)
+    if loaded.spec.task == "sft":
+        from tunegate.data.chat_check import check_chat_data
+
+        result = check_chat_data(loaded)
+    else:
+        result = check_data(loaded)
     result.print(console)
     out = report or loaded.root / "reports"
     paths = result.write(out)
@@ -67,13 +72,25 @@ def data_check(
 
 
 @app.command()
-def train(spec: SpecArg = Path("."), workspace: WorkspaceOpt = None) -> None:
+def train(
+    spec: SpecArg = Path("."),
+    workspace: WorkspaceOpt = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from the newest complete checkpoint (task sft).")
+    ] = False,
+) -> None:
     """Train the spec's model and register it as a candidate version."""
     from tunegate.pipeline import train_step
     from tunegate.spec import load_spec
     from tunegate.store import open_store
 
-    version = train_step(load_spec(spec), open_store(workspace), console)
+    loaded = load_spec(spec)
+    if loaded.spec.task == "sft":
+        from tunegate.pipeline_sft import train_sft_step
+
+        version = train_sft_step(loaded, open_store(workspace), console, resume=resume)
+    else:
+        version = train_step(loaded, open_store(workspace), console)
     console.print(f"registered [bold]{version.ref}[/] (candidate)")
 
 
@@ -88,7 +105,13 @@ def evaluate(
     from tunegate.spec import load_spec
     from tunegate.store import open_store
 
-    eval_step(load_spec(spec), open_store(workspace), version, console)
+    loaded = load_spec(spec)
+    if loaded.spec.task == "sft":
+        from tunegate.pipeline_sft import eval_sft_step
+
+        eval_sft_step(loaded, open_store(workspace), version, console)
+    else:
+        eval_step(loaded, open_store(workspace), version, console)
 
 
 @app.command()
@@ -102,7 +125,13 @@ def gate(
     from tunegate.spec import load_spec
     from tunegate.store import open_store
 
-    record = gate_step(load_spec(spec), open_store(workspace), version, console)
+    loaded = load_spec(spec)
+    if loaded.spec.task == "sft":
+        from tunegate.pipeline_sft import gate_sft_step
+
+        record = gate_sft_step(loaded, open_store(workspace), version, console)
+    else:
+        record = gate_step(loaded, open_store(workspace), version, console)
     if not record.passed:
         raise typer.Exit(1)
 
@@ -114,7 +143,13 @@ def run(spec: SpecArg = Path("."), workspace: WorkspaceOpt = None) -> None:
     from tunegate.spec import load_spec
     from tunegate.store import open_store
 
-    passed = run_all(load_spec(spec), open_store(workspace), console)
+    loaded = load_spec(spec)
+    if loaded.spec.task == "sft":
+        from tunegate.pipeline_sft import run_sft
+
+        passed = run_sft(loaded, open_store(workspace), console)
+    else:
+        passed = run_all(loaded, open_store(workspace), console)
     if not passed:
         raise typer.Exit(1)
 
@@ -128,12 +163,52 @@ def predict(
     ] = None,
     text_field: Annotated[str, typer.Option(help="Field holding the text.")] = "text",
     workspace: WorkspaceOpt = None,
+    max_new_tokens: Annotated[
+        int | None, typer.Option(help="Chat models: most new tokens per answer.")
+    ] = None,
+    sample: Annotated[bool, typer.Option("--sample", help="Chat models: sample instead of greedy.")] = False,
+    temperature: Annotated[float, typer.Option(help="Chat models: sampling temperature.")] = 0.7,
+    seed: Annotated[int, typer.Option(help="Chat models: sampling seed.")] = 0,
 ) -> None:
-    """Labels and class probabilities for every row of a file."""
+    """Labels and probabilities (classifiers), or answers to chat prompts (chat models), for a file."""
     from tunegate.pipeline import predict_file
     from tunegate.store import open_store
 
-    predict_file(open_store(workspace), ref, input_file, output, text_field, console)
+    store = open_store(workspace)
+    if store.meta.resolve(ref).task == "sft":
+        from tunegate.pipeline_sft import predict_chat_file
+
+        predict_chat_file(
+            store,
+            ref,
+            input_file,
+            output,
+            console,
+            max_new_tokens=max_new_tokens,
+            do_sample=sample,
+            temperature=temperature,
+            seed=seed,
+        )
+        return
+    predict_file(store, ref, input_file, output, text_field, console)
+
+
+@app.command()
+def export(
+    ref: Annotated[str, typer.Argument(help="Chat model version: name, name@3 or name@production.")],
+    out: Annotated[Path, typer.Argument(help="New folder to write.")],
+    fmt: Annotated[
+        str, typer.Option("--format", help="merged (HF safetensors), adapter (PEFT LoRA) or both.")
+    ] = "both",
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Export a chat model for other servers: merged HF safetensors and/or a PEFT adapter folder."""
+    from tunegate.pipeline_sft import export_version
+    from tunegate.store import open_store
+
+    if fmt not in ("merged", "adapter", "both"):
+        raise typer.BadParameter("--format must be merged, adapter or both")
+    export_version(open_store(workspace), ref, out, fmt, console)
 
 
 @models_app.command("list")
@@ -183,14 +258,22 @@ def models_show(ref: Annotated[str, typer.Argument()], workspace: WorkspaceOpt =
 
 @app.command()
 def serve(
-    spec: Annotated[Path | None, typer.Option(help="tunegate.yaml whose serve/monitor/rollback sections apply.")] = None,
+    spec: Annotated[
+        Path | None, typer.Option(help="tunegate.yaml whose serve/monitor/rollback sections apply.")
+    ] = None,
     workspace: WorkspaceOpt = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    model: Annotated[list[str] | None, typer.Option(help="Model name to serve (repeatable; default: all).")] = None,
+    model: Annotated[
+        list[str] | None, typer.Option(help="Model name to serve (repeatable; default: all).")
+    ] = None,
     no_auth: Annotated[bool, typer.Option("--no-auth", help="Accept requests without API keys.")] = False,
-    monitor: Annotated[bool, typer.Option(help="Run the monitor (needs --spec): drift, alerts, rollback.")] = True,
-    graceful_shutdown_s: Annotated[float, typer.Option(help="On SIGTERM, wait this long for requests.")] = 30.0,
+    monitor: Annotated[
+        bool, typer.Option(help="Run the monitor (needs --spec): drift, alerts, rollback.")
+    ] = True,
+    graceful_shutdown_s: Annotated[
+        float, typer.Option(help="On SIGTERM, wait this long for requests.")
+    ] = 30.0,
 ) -> None:
     """Serve production versions over HTTP: classify, OpenAI chat and embeddings, feedback, metrics."""
     from tunegate.serve import create_app
@@ -206,17 +289,23 @@ def serve(
         from tunegate.monitor import start_monitor
 
         observers.append(start_monitor(store, loaded, console=err_console).observe)
-    run_server(create_app(store, settings, observers), host=host, port=port, graceful_shutdown_s=graceful_shutdown_s)
+    run_server(
+        create_app(store, settings, observers), host=host, port=port, graceful_shutdown_s=graceful_shutdown_s
+    )
 
 
 @app.command()
 def bench(
     url: Annotated[str, typer.Argument(help="Base URL of a running server, e.g. http://127.0.0.1:8000.")],
-    data: Annotated[Path, typer.Argument(help="Texts to replay: JSONL/CSV with a text field, or one per line.")],
+    data: Annotated[
+        Path, typer.Argument(help="Texts to replay: JSONL/CSV with a text field, or one per line.")
+    ],
     endpoint: Annotated[str, typer.Option(help="classify | embeddings | chat.")] = "classify",
     model: Annotated[str | None, typer.Option(help="Model name (default: the server's only model).")] = None,
     api_key: Annotated[str | None, typer.Option(envvar="TUNEGATE_API_KEY", help="API key.")] = None,
-    concurrency: Annotated[int, typer.Option(help="Clients (closed loop) or most outstanding (with --rate).")] = 32,
+    concurrency: Annotated[
+        int, typer.Option(help="Clients (closed loop) or most outstanding (with --rate).")
+    ] = 32,
     rate: Annotated[float | None, typer.Option(help="Open loop: requests scheduled per second.")] = None,
     duration_s: Annotated[float, typer.Option(help="Measured seconds (after the warm-up).")] = 30.0,
     warmup_s: Annotated[float, typer.Option(help="Unmeasured seconds first.")] = 2.0,
@@ -233,17 +322,34 @@ def bench(
     runs = []
     plans = ([(1, None)] if compare_sequential else []) + [(concurrency, rate)]
     for clients, per_second in plans:
-        result = asyncio.run(run_bench(
-            url, texts, endpoint=endpoint, model=model, api_key=api_key, concurrency=clients, rate_rps=per_second,
-            duration_s=duration_s, warmup_s=warmup_s,
-        ))
+        result = asyncio.run(
+            run_bench(
+                url,
+                texts,
+                endpoint=endpoint,
+                model=model,
+                api_key=api_key,
+                concurrency=clients,
+                rate_rps=per_second,
+                duration_s=duration_s,
+                warmup_s=warmup_s,
+            )
+        )
         runs.append(result.to_dict())
-    table = Table("clients", "rate/s", "requests", "errors", "throughput/s", "p50 ms", "p95 ms", "p99 ms", "outcomes")
+    table = Table(
+        "clients", "rate/s", "requests", "errors", "throughput/s", "p50 ms", "p95 ms", "p99 ms", "outcomes"
+    )
     for r in runs:
         table.add_row(
-            str(r["concurrency"]), "-" if r["rate_rps"] is None else f"{r['rate_rps']:g}", str(r["requests"]),
-            str(r["errors"]), f"{r['throughput_rps']:.1f}", f"{r['p50_latency_ms']:.1f}",
-            f"{r['p95_latency_ms']:.1f}", f"{r['p99_latency_ms']:.1f}", json.dumps(r["outcomes"]),
+            str(r["concurrency"]),
+            "-" if r["rate_rps"] is None else f"{r['rate_rps']:g}",
+            str(r["requests"]),
+            str(r["errors"]),
+            f"{r['throughput_rps']:.1f}",
+            f"{r['p50_latency_ms']:.1f}",
+            f"{r['p95_latency_ms']:.1f}",
+            f"{r['p99_latency_ms']:.1f}",
+            json.dumps(r["outcomes"]),
         )
     console.print(table)
     summary: dict[str, object] = {"runs": runs}
@@ -604,8 +710,18 @@ def monitor_show(
         return
     age_s = time.time() - state["updated_at"]
     console.print(f"monitor state from {age_s:.0f} s ago; windows of {state['window_s']:g} s")
-    table = Table("version", "requests", "errors", "p50 ms", "p95 ms", "confidence", "escalated", "wrong fb",
-                  "drift", "drift score / threshold")
+    table = Table(
+        "version",
+        "requests",
+        "errors",
+        "p50 ms",
+        "p95 ms",
+        "confidence",
+        "escalated",
+        "wrong fb",
+        "drift",
+        "drift score / threshold",
+    )
 
     def fmt(value: object, pattern: str = "{:.1f}") -> str:
         return "-" if value is None else pattern.format(value)
@@ -613,16 +729,28 @@ def monitor_show(
     for ref, version in state["versions"].items():
         w = version["windows"][-1] if version["windows"] else {}
         drift = version["drift"]
-        score = f"{drift['scores'][-1]:.4f} / {drift['threshold']:.4f}" if drift["scores"] and "threshold" in drift \
+        score = (
+            f"{drift['scores'][-1]:.4f} / {drift['threshold']:.4f}"
+            if drift["scores"] and "threshold" in drift
             else "-"
+        )
         table.add_row(
-            ref, fmt(w.get("requests"), "{}"), fmt(w.get("error_rate"), "{:.1%}"), fmt(w.get("p50_latency_ms")),
-            fmt(w.get("p95_latency_ms")), fmt(w.get("mean_confidence"), "{:.2f}"), fmt(w.get("escalated"), "{}"),
-            fmt(w.get("negative_feedback_rate"), "{:.0%}"), drift["status"], score,
+            ref,
+            fmt(w.get("requests"), "{}"),
+            fmt(w.get("error_rate"), "{:.1%}"),
+            fmt(w.get("p50_latency_ms")),
+            fmt(w.get("p95_latency_ms")),
+            fmt(w.get("mean_confidence"), "{:.2f}"),
+            fmt(w.get("escalated"), "{}"),
+            fmt(w.get("negative_feedback_rate"), "{:.0%}"),
+            drift["status"],
+            score,
         )
     console.print(table)
     for incident in state["incidents"]:
-        console.print(f"[red]incident[/] {incident['version']}: {incident['reason']} -> {incident['outcome']}")
+        console.print(
+            f"[red]incident[/] {incident['version']}: {incident['reason']} -> {incident['outcome']}"
+        )
     for alert in state["alerts"][-5:]:
         console.print(f"[yellow]alert[/] {alert['kind']} {alert['model']}: {alert['message']}")
 

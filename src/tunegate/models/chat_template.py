@@ -134,3 +134,12 @@ def encode_conversation(template: ChatTemplate, tokenizer: Any, messages: list[M
                 last_ids[turn] = ids[t]
                 break
     return EncodedChat(input_ids=ids, token_turns=turns, turn_last_ids=last_ids)
+
+
+def turns_without_end_of_turn(encoded: EncodedChat, messages: list[Message], eot_id: int) -> list[int]:
+    """Indices of trained assistant messages (weight not 0) whose span does not end on the end-of-turn token."""
+    return [
+        i
+        for i, m in enumerate(messages)
+        if m.get("role") == "assistant" and m.get("weight", 1) != 0 and encoded.turn_last_ids.get(i) != eot_id
+    ]

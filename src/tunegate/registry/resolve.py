@@ -14,6 +14,10 @@ def load_model(store: Store, version: VersionRecord) -> Any:
     folder = store.artifacts.get_tree(version.artifact_sha256, verify=True)
     if version.task == "classify":
         return TextClassifier.load(folder)
+    if version.task == "sft":
+        from tunegate.models.causal_lm import load_chat_model
+
+        return load_chat_model(folder, store.workspace.cache_dir)
     raise ModelError(f"{version.ref}: loading task {version.task!r} is not supported here")
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from tunegate.data.chat import ChatExample
 from tunegate.errors import TrainError
-from tunegate.models.chat_template import ChatTemplate, encode_conversation
+from tunegate.models.chat_template import ChatTemplate, encode_conversation, turns_without_end_of_turn
 
 IGNORE = -100
 
@@ -56,19 +56,19 @@ def tokenize_for_training(
         messages = [dict(m) for m in example.messages]
         encoded = encode_conversation(template, tokenizer, messages)
         trained_turns = {
-            i for i, m in enumerate(messages) if m["role"] == "assistant" and m.get("weight", 1) == 1
+            i for i, m in enumerate(messages) if m["role"] == "assistant" and m.get("weight", 1) != 0
         }
-        for turn in sorted(trained_turns):
-            last = encoded.turn_last_ids.get(turn)
-            if last != eot_id:
-                shown = "nothing" if last is None else repr(tokenizer.decode([last]))
-                raise TrainError(
-                    f"{template.name} (sha256 {template.sha256[:12]}) does not put the end-of-turn token "
-                    f"{template.end_of_turn!r} inside the assistant's turn: in {example.source}:{example.line} "
-                    f"assistant message {turn + 1} ends with {shown}. A model trained on it never learns to stop. "
-                    f"Use a template that closes each assistant turn with {template.end_of_turn!r}, or name the "
-                    f"token it does use in sft.end_of_turn_token."
-                )
+        untrained = turns_without_end_of_turn(encoded, messages, eot_id)
+        if untrained:
+            last = encoded.turn_last_ids.get(untrained[0])
+            shown = "nothing" if last is None else repr(tokenizer.decode([last]))
+            raise TrainError(
+                f"{template.name} (sha256 {template.sha256[:12]}) does not put the end-of-turn token "
+                f"{template.end_of_turn!r} inside the assistant's turn: in {example.source}:{example.line} "
+                f"assistant message {untrained[0] + 1} ends with {shown}. A model trained on it never learns "
+                f"to stop. Use a template that closes each assistant turn with {template.end_of_turn!r}, or "
+                f"name the token it does use in sft.end_of_turn_token."
+            )
         labels = [
             token if turn in trained_turns else IGNORE
             for token, turn in zip(encoded.input_ids, encoded.token_turns, strict=True)
