@@ -148,6 +148,8 @@ def eval_step(
         spec,
         training_wall_s=float(version.lineage.get("wall_s", 0.0)),
         production=production,
+        console=console,
+        spec_root=loaded.root,
     )
     results["version"] = version.ref
     results["data_fingerprint"] = report.fingerprint
