@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 
 import httpx
 
@@ -70,7 +73,7 @@ def test_negative_feedback_rule_rolls_back_under_load_without_failed_requests(tm
     monitor.stop()
 
     assert statuses and set(statuses) == {200}, f"failed requests: {[s for s in statuses if s != 200][:5]}"
-    assert "tickets@2" in answered_by and answered_by[-1] == "tickets@1"
+    assert "tickets@2" in answered_by and answered_by[-1] == "tickets@1", answered_by[-30:]
     assert store.meta.resolve("tickets@production").id == v1.id
     entries = read_decisions(store.meta)
     incident = next(e for e in entries if e.action == "incident")
@@ -80,7 +83,9 @@ def test_negative_feedback_rule_rolls_back_under_load_without_failed_requests(tm
     assert incident.seq < rollback.seq and rollback.actor == "system:monitor"
     assert rollback.payload["from"] == "tickets@2" and rollback.payload["to"] == "tickets@1"
     assert verify_chain(entries).ok
-    assert monitor.incidents and monitor.incidents[0]["outcome"] == "rolled back to tickets@1"
+    assert monitor.incidents and monitor.incidents[0]["outcome"] == "rolled back to tickets@1", (
+        monitor.incidents
+    )
 
     state = json.loads((store.workspace.root / "monitor" / "state.json").read_text())
     assert state["incidents"][0]["version"] == "tickets@2"
@@ -92,3 +97,17 @@ def test_negative_feedback_rule_rolls_back_under_load_without_failed_requests(tm
     texts = [t for line in logged if line["type"] == "request" for t in line["texts"]]
     assert texts and not any("7946 0958" in t for t in texts)  # the phone number is masked in the log
     assert any("[phone:" in t for t in texts)
+
+    shown = subprocess.run(
+        [sys.executable, "-m", "tunegate", "monitor", "--workspace", str(tmp_path / "ws")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert (
+        "tickets@2" in shown.stdout
+        and "incident" in shown.stdout
+        and "rolled back to tickets@1" in shown.stdout
+    )
