@@ -114,7 +114,7 @@ def train_sft(
         f"fused loss {'on' if engine.fused_loss else 'off'}, checkpointing {engine.checkpoint_layers} layers"
     )
 
-    losses: list[float] = []
+    losses: list[torch.Tensor] = []
     useful = labelled = row_tokens = timed_useful = 0
     timed_flops = 0.0
     t_start = time.perf_counter()
@@ -140,6 +140,7 @@ def train_sft(
             continue
         scheduler.step()
         step_useful = sum(lengths[i] for row in step_rows for i in row)
+        # Kept on the GPU: reading it every step would stall the GPU while the CPU builds the next batch.
         losses.append(loss_sum / max(n_lab, 1))
         useful += step_useful
         labelled += n_lab
@@ -160,20 +161,22 @@ def train_sft(
                 engine.checkpoint_layers = new.checkpoint_layers
                 say(new.explain())
         if s + 1 == cfg.timing_warmup_steps:
+            _sync(cuda)
             t_timed = time.perf_counter()
         elif s + 1 > cfg.timing_warmup_steps:
             timed_useful += step_useful
             docs = [lengths[i] for row in step_rows for i in row]
             timed_flops += step_flops(shape, docs, n_lab, lora_rank)
         if (s + 1) % cfg.log_every == 0 or s + 1 == len(steps):
-            say(f"step {s + 1}/{len(steps)} loss {losses[-1]:.4f} lr {scheduler.get_last_lr()[0]:.2e}")
+            say(f"step {s + 1}/{len(steps)} loss {float(losses[-1]):.4f} lr {scheduler.get_last_lr()[0]:.2e}")
         s += 1
+    _sync(cuda)
     t_end = time.perf_counter()
     timed_seconds = t_end - t_timed if len(steps) > cfg.timing_warmup_steps else 0.0
 
     result = EngineResult(
         steps=len(steps),
-        losses=losses,
+        losses=[float(x) for x in torch.stack(losses).tolist()] if losses else [],
         useful_tokens=useful,
         labelled_tokens=labelled,
         row_tokens=row_tokens,
@@ -208,7 +211,7 @@ def _train_step(
     pad_id: int,
     info: dist.DistInfo,
     params: list[torch.nn.Parameter],
-) -> tuple[float, int]:
+) -> tuple[torch.Tensor, int]:
     """One optimizer step; returns (summed loss over all ranks, labelled tokens of the step)."""
     n_lab = sum(sum(examples[i].labelled[1:]) for row in step_rows for i in row)
     denom = max(n_lab, 1) / info.world_size  # FSDP2 averages gradients over ranks
@@ -224,7 +227,7 @@ def _train_step(
         torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    return float(dist.all_reduce_sum(total, info.world_size).item()), n_lab
+    return dist.all_reduce_sum(total, info.world_size), n_lab
 
 
 def _forward(engine: PackedCausalLM, batch: PackedBatch, device: torch.device) -> torch.Tensor:
@@ -240,6 +243,11 @@ def _forward(engine: PackedCausalLM, batch: PackedBatch, device: torch.device) -
     else:
         mask = doc_mask_dense(batch.doc_ids)
     return engine(batch.input_ids, batch.position_ids, mask, label_index, label_targets)
+
+
+def _sync(cuda: bool) -> None:
+    if cuda:
+        torch.cuda.synchronize()
 
 
 def _pinned(batch: PackedBatch) -> PackedBatch:

@@ -112,9 +112,10 @@ def plan_memory(
     """Chooses rows per micro-batch, checkpointed layers and the fused loss (see module docstring)."""
     budget = int(available_bytes * safety_fraction)
     if target_tokens is None:
-        # Past ~8k tokens a large model's matmuls are saturated; a small one gains from more
-        # tokens per launch (fewer, longer kernels).
-        target_tokens = 8192 if shape.hidden >= 4096 else 16384
+        # Past ~8k tokens a large model's matmuls are saturated and one micro-batch runs for half a
+        # second, so fixed costs per micro-batch vanish; a small model's micro-batch is short, and
+        # more tokens per micro-batch spread its fixed costs (mask, loss chunks, optimizer step).
+        target_tokens = 8192 if shape.hidden >= 4096 else 32768
     target_rows = max(1, target_tokens // seq_len)
     reasons = [
         f"target {target_rows} rows x {seq_len} tokens = {target_rows * seq_len} tokens per micro-batch"
