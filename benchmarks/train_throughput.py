@@ -581,7 +581,7 @@ def single_gpu_cells(tiny: bool) -> list[dict]:
         "steps": 10,
         "b_steps": 3,
         "b_attn": ["sdpa", "flex_attention"],
-        "b_micro_batches": [2, 4, 8],
+        "b_micro_batches": [4, 8],
     }
     long_8b = {
         "shape": "8b",
@@ -594,7 +594,11 @@ def single_gpu_cells(tiny: bool) -> list[dict]:
     }
     for base in (one_b, eight_b):
         cells += [
-            {**base, "config": "a", "warmup": 1, "steps": 4},
+            {
+                **base,
+                "config": "a",
+                **({"warmup": 2, "steps": 6} if base is one_b else {"warmup": 1, "steps": 4}),
+            },
             {**base, "config": "b"},
             {**base, "config": "c"},
         ]
