@@ -94,7 +94,7 @@ def _open(url: str) -> None:
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_concurrent_first_opens_migrate_once(tmp_path: Path, backend: str) -> None:
     with fresh_database_url(backend, tmp_path) as url:
-        ctx = multiprocessing.get_context("spawn")
+        ctx = multiprocessing.get_context("fork")
         procs = [ctx.Process(target=_open, args=(url,)) for _ in range(4)]
         for p in procs:
             p.start()
