@@ -43,6 +43,7 @@ class FewShotConfig:
     max_length: int = 128
     logit_scale: float = 20.0  # cosine-softmax temperature of the stage-one head
     head_c: float = 10.0  # inverse L2 strength of the logistic-regression head
+    device: str = "cpu"  # "cuda" trains on a GPU; the stored classifier always runs on the CPU
 
 
 @dataclass
@@ -110,13 +111,14 @@ def train_fewshot(
     started = time.perf_counter()
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
-    encoder = load_encoder(encoder_path, config.max_length)
+    encoder = load_encoder(encoder_path, config.max_length, device=config.device)
     epochs = config.epochs or auto_epochs(len(train))
 
     # Stage one: cosine head initialised at the frozen encoder's class centroids.
     with torch.no_grad():
         frozen = _encode(encoder, texts, config.batch_size)
-    centroids = torch.stack([frozen[torch.tensor(y) == c].mean(0) for c in range(len(labels))])
+    y_tensor = torch.tensor(y, device=encoder.device)
+    centroids = torch.stack([frozen[y_tensor == c].mean(0) for c in range(len(labels))])
     head = torch.nn.Parameter(F.normalize(centroids, dim=-1))
     optimizer = torch.optim.AdamW(
         [
@@ -130,13 +132,12 @@ def train_fewshot(
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: min(1.0, (step + 1) / max(1, total_steps // 10)) * (1 - step / total_steps)
     )
-    y_tensor = torch.tensor(y)
     losses: list[float] = []
     encoder.train()
     step = 0
     for _ in range(epochs):
         for batch in _balanced_batches(y, config.batch_size, rng):
-            features = encoder.preprocess([texts[i] for i in batch])
+            features = _to(encoder.preprocess([texts[i] for i in batch]), encoder.device)
             embeddings = F.normalize(encoder(features)["sentence_embedding"], dim=-1)
             logits = config.logit_scale * embeddings @ F.normalize(head, dim=-1).T
             loss = F.cross_entropy(logits, y_tensor[batch], label_smoothing=0.1)
@@ -153,7 +154,8 @@ def train_fewshot(
 
     # Stage two: logistic regression on the adapted embeddings, temperature from out-of-fold logits.
     with torch.no_grad():
-        adapted = _encode(encoder, texts, config.batch_size).numpy().astype(np.float64)
+        adapted = _encode(encoder, texts, config.batch_size).cpu().numpy().astype(np.float64)
+    encoder.to("cpu")
     weight, bias = _fit_head(adapted, np.asarray(y), len(labels), config.head_c, config.seed)
     temperature = _fit_temperature(adapted, np.asarray(y), len(labels), config.head_c, config.seed)
     classifier = TextClassifier(
@@ -172,9 +174,13 @@ def _encode(encoder: Any, texts: list[str], batch_size: int) -> Any:
 
     parts = []
     for i in range(0, len(texts), batch_size):
-        features = encoder.preprocess(texts[i : i + batch_size])
+        features = _to(encoder.preprocess(texts[i : i + batch_size]), encoder.device)
         parts.append(F.normalize(encoder(features)["sentence_embedding"], dim=-1))
     return torch.cat(parts)
+
+
+def _to(features: dict[str, Any], device: Any) -> dict[str, Any]:
+    return {k: v.to(device) if hasattr(v, "to") else v for k, v in features.items()}
 
 
 def _logistic_regression(c: float, seed: int) -> Any:
