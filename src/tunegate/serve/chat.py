@@ -14,12 +14,12 @@ generation at a time per model (vLLM / TGI are the scale-out path; the registry 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tunegate.errors import ServeError
+from tunegate.errors import ModelError, ServeError
 
 
 @dataclass(frozen=True)
@@ -30,24 +30,42 @@ class TokenPiece:
 
 
 class ChatModel:
-    def __init__(self, model: Any, tokenizer: Any) -> None:
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        prompt_fn: Callable[[list[dict[str, str]]], list[int]] | None = None,
+        stop_ids: set[int] | None = None,
+    ) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
+        self._prompt_fn = prompt_fn
+        eos = tokenizer.eos_token_id
+        self.stop_ids = (set(eos if isinstance(eos, list) else [eos]) | (stop_ids or set())) - {None}
 
     @classmethod
-    def load(cls, folder: Path) -> ChatModel:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+    def load(cls, folder: Path, cache_dir: Path) -> ChatModel:
+        """A trained tunegate chat artifact (sft.json: its stored template and end-of-turn token, LoRA
+        merged), or a plain Hugging Face causal-LM folder (its tokenizer's own chat template)."""
+        from tunegate.models.causal_lm import load_causal_lm, load_chat_model, load_tokenizer
 
         try:
-            tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-            model = AutoModelForCausalLM.from_pretrained(
-                str(folder), local_files_only=True, use_safetensors=True
-            )
-        except (OSError, ValueError) as exc:
-            raise ServeError(f"cannot load a causal LM from {folder}: {exc}") from exc
-        return cls(model, tokenizer)
+            if (folder / "sft.json").is_file():
+                trained = load_chat_model(folder, cache_dir)
+                return cls(
+                    trained.model,
+                    trained.tokenizer,
+                    stop_ids={trained.eot_id},
+                    prompt_fn=lambda messages: trained.template.prompt_ids(trained.tokenizer, messages),
+                )
+            return cls(load_causal_lm(folder), load_tokenizer(folder))
+        except ModelError as exc:
+            raise ServeError(f"cannot serve the chat model in {folder}: {exc}") from exc
 
     def prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
+        if self._prompt_fn is not None:
+            return list(self._prompt_fn(messages))
         if getattr(self.tokenizer, "chat_template", None):
             ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
             if isinstance(ids, dict) or hasattr(ids, "keys"):
@@ -70,16 +88,16 @@ class ChatModel:
         import torch
 
         generator = torch.Generator().manual_seed(seed if seed is not None else 0)
-        eos = self.tokenizer.eos_token_id
-        eos_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
+        eos_ids = self.stop_ids
         generated: list[int] = []
         emitted = ""
         past = None
         input_ids = torch.tensor([prompt_ids])
         with torch.inference_mode():
             for step in range(max_tokens):
-                out = self.model(input_ids=input_ids, past_key_values=past, use_cache=True)
-                past = out.past_key_values
+                # transformers 5 names the KV cache `cache` (older releases: past_key_values).
+                out = self.model(input_ids=input_ids, cache=past, use_cache=True)
+                past = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
                 logprobs = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
                 token = _sample(logprobs, temperature, top_p, generator)
                 logprob = float(logprobs[token])

@@ -120,7 +120,7 @@ class ModelHolder:
         if version.task == "classify":
             return Served(version, classifier=load_model(self.store, version))
         folder = self.store.artifacts.get_tree(version.artifact_sha256, verify=self.settings.verify_artifacts)
-        return Served(version, chat=ChatModel.load(folder))
+        return Served(version, chat=ChatModel.load(folder, self.store.workspace.cache_dir))
 
     async def sync(self) -> list[str]:
         """Bring the served versions in line with the registry; returns what changed, for logs."""
