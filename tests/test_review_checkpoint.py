@@ -223,3 +223,39 @@ def test_open_needs_predictions_and_refuses_archived(store: Store) -> None:
     store.meta.set_stage(empty.id, "archived")
     with pytest.raises(ReviewError, match="archived"):
         open_review(store, users["rita"][0], empty.ref)
+
+
+def test_cli_flow_review_promote_rollback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commands a new user types, on two fake versions: review, sign-off, promote, roll back."""
+    from typer.testing import CliRunner
+
+    from tunegate.cli import app
+    from tunegate.review import Actor
+    from tunegate.store import open_store
+
+    monkeypatch.setenv("TUNEGATE_WORKSPACE", str(tmp_path / "ws"))
+    monkeypatch.setenv("COLUMNS", "200")  # no wrapped lines
+    monkeypatch.delenv("TUNEGATE_DATABASE_URL", raising=False)
+    monkeypatch.delenv("TUNEGATE_API_KEY", raising=False)
+    runner = CliRunner()
+
+    def ok(*args: str, key: str | None = None) -> str:
+        result = runner.invoke(app, [*args, *(["--api-key", key] if key else [])])
+        assert result.exit_code == 0, (args, result.output, result.exception)
+        return result.stdout
+
+    admin = ok("users", "add", "alice", "--role", "admin").strip().splitlines()[-1]
+    rita = ok("users", "add", "rita", "--role", "reviewer", key=admin).strip().splitlines()[-1]
+    store = open_store(tmp_path / "ws")
+    refs = [fake_version(store, "intents").ref for _ in range(2)]
+    for ref in refs:
+        assert "opened: 8 items" in ok("review", "open", ref, key=rita)
+        assert f"of {ref} (batch" in ok("review", "next", ref, key=rita)
+        ids = [str(i.id) for i in open_review(store, Actor("rita", "reviewer"), ref).items]
+        approved = ok("review", "approve", *ids, "-m", "fine", key=rita)
+        assert approved.count(": approved.") == 8 and f"signed off {ref}" in approved
+        assert "matches the current evidence" in ok("review", "status", ref, key=rita)
+        ok("promote", ref, "--to", "staging", key=admin)
+        assert f"{ref}: staging -> production" in ok("promote", ref, "--to", "production", key=admin)
+    assert "intents@2: production -> archived" in ok("rollback", "intents", "--reason", "errors", key=admin)
+    assert "replaying the log reproduces" in ok("log", "verify", key=rita)

@@ -502,20 +502,23 @@ def review_next(
     _print_item(task)
 
 
-def _decide(item: int, approve: bool, comment: str, api_key: str | None, workspace: Path | None) -> None:
+def _decide(
+    items: list[int], approve: bool, comment: str, api_key: str | None, workspace: Path | None
+) -> None:
     from tunegate.review import decide
 
     store, actor = _acting(workspace, api_key)
-    outcome = decide(store, actor, item, approve, comment)
+    for item in items:  # one decision (and log entry) each; the first refusal stops the rest
+        outcome = decide(store, actor, item, approve, comment)
+        v = outcome.verdict
+        console.print(
+            f"item {item}: {'approved' if approve else 'rejected'}. batch {outcome.batch.id}: {v.status} — {v.reason}"
+        )
     if not outcome.counts:
         err_console.print(
-            f"[yellow]note:[/] you ran the training of {outcome.batch.version_ref}; your decision is recorded "
-            "but does not count toward the sign-off"
+            f"[yellow]note:[/] you ran the training of {outcome.batch.version_ref}; your decisions are recorded "
+            "but do not count toward the sign-off"
         )
-    v = outcome.verdict
-    console.print(
-        f"item {item}: {'approved' if approve else 'rejected'}. batch {outcome.batch.id}: {v.status} — {v.reason}"
-    )
     if outcome.signoff is not None:
         console.print(
             f"[green]signed off[/] {outcome.batch.version_ref}, evidence {outcome.signoff.evidence_sha256[:16]}…"
@@ -527,24 +530,24 @@ CommentOpt = Annotated[str, typer.Option("--comment", "-m", help="Why (goes into
 
 @review_app.command("approve")
 def review_approve(
-    item: Annotated[int, typer.Argument(help="Item id (from `tunegate review next`).")],
+    items: Annotated[list[int], typer.Argument(help="Item ids (from `tunegate review next`).")],
     comment: CommentOpt = "",
     api_key: ApiKeyOpt = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
-    """Approve one review item."""
-    _decide(item, True, comment, api_key, workspace)
+    """Approve review items (one or more ids)."""
+    _decide(items, True, comment, api_key, workspace)
 
 
 @review_app.command("reject")
 def review_reject(
-    item: Annotated[int, typer.Argument(help="Item id (from `tunegate review next`).")],
+    items: Annotated[list[int], typer.Argument(help="Item ids (from `tunegate review next`).")],
     comment: CommentOpt = "",
     api_key: ApiKeyOpt = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
-    """Reject one review item."""
-    _decide(item, False, comment, api_key, workspace)
+    """Reject review items (one or more ids)."""
+    _decide(items, False, comment, api_key, workspace)
 
 
 @review_app.command("status")
