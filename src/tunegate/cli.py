@@ -51,10 +51,14 @@ def data_check(
     spec: SpecArg = Path("."),
     report: Annotated[Path | None, typer.Option(help="Folder for data-report.json and .html.")] = None,
     no_fail: Annotated[bool, typer.Option("--no-fail", help="Exit 0 even when blockers are found.")] = False,
+    workspace: WorkspaceOpt = None,
 ) -> None:
     """Schema, per-row errors, duplicates, leakage, balance, lengths, PII; exit 1 on blockers."""
     from tunegate.data import check_data
+    from tunegate.pipeline import actor_name
     from tunegate.spec import load_spec
+    from tunegate.store import open_store
+    from tunegate.store.decision_log import append_decision
 
     loaded = load_spec(spec)
     if loaded.spec.task == "sft":
@@ -64,9 +68,22 @@ def data_check(
     else:
         result = check_data(loaded)
     result.print(console)
-    out = report or loaded.root / "reports"
+    store = open_store(workspace)
+    out = report or store.workspace.root / "reports" / f"{loaded.spec.name}-data"
     paths = result.write(out)
     console.print(f"report: {', '.join(str(p) for p in paths)}")
+    append_decision(
+        store.meta,
+        actor=actor_name(store),
+        action="data_check",
+        subject=loaded.spec.name,
+        reason="blocked" if result.blockers else "passed",
+        payload={
+            "fingerprint": result.fingerprint,
+            "blockers": list(result.blockers),
+            "spec_sha256": loaded.sha256,
+        },
+    )
     if result.blockers and not no_fail:
         raise typer.Exit(1)
 

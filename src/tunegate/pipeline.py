@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -24,10 +25,12 @@ from tunegate.evaluate import evaluate_classifier
 from tunegate.gate import decide, print_verdict, render_gate_report
 from tunegate.models import resolve_encoder
 from tunegate.registry.resolve import load_model
+from tunegate.review import authenticate
 from tunegate.spec import LoadedSpec, Spec
 from tunegate.store import EvaluationRecord, GateRecord, Store, VersionRecord, evidence_sha256
+from tunegate.store.decision_log import append_decision
 from tunegate.train.classifier import FewShotConfig, sample_per_class, train_fewshot
-from tunegate.train.lineage import base_lineage
+from tunegate.train.lineage import base_lineage, current_user
 
 
 def _progress(console: Console) -> Progress:
@@ -42,9 +45,32 @@ def _progress(console: Console) -> Progress:
     )
 
 
-def check_step(loaded: LoadedSpec, console: Console) -> DataReport:
+def actor_name(store: Store) -> str:
+    """Who is acting: the user of $TUNEGATE_API_KEY when set (checked), else $TUNEGATE_USER or the OS user.
+
+    The name is what the decision log records and what the no-self-approval rule compares reviewers to.
+    """
+    key = os.environ.get("TUNEGATE_API_KEY")
+    return authenticate(store, key).name if key else current_user()
+
+
+def check_step(loaded: LoadedSpec, console: Console, store: Store | None = None) -> DataReport:
     report = check_data(loaded)
     report.print(console)
+    if store is not None:
+        append_decision(
+            store.meta,
+            actor=actor_name(store),
+            action="data_check",
+            subject=loaded.spec.name,
+            reason="blocked" if report.blockers else "passed",
+            payload={
+                "fingerprint": report.fingerprint,
+                "blockers": report.blockers,
+                "warnings": report.warnings,
+                "spec_sha256": loaded.sha256,
+            },
+        )
     return report
 
 
@@ -85,6 +111,7 @@ def train_step(
         wall_s=result.wall_s,
         hourly_price_usd=spec.targets.cost.hourly_price_usd,
     )
+    lineage["created_by"] = actor_name(store)
     lineage.update(
         method="fewshot",
         steps=result.steps,
@@ -157,6 +184,17 @@ def eval_step(
         {"evaluation.json": json.dumps(results, indent=1, sort_keys=True, default=str).encode()}
     )
     record = store.meta.add_evaluation(version.id, results, report_sha)
+    append_decision(
+        store.meta,
+        actor=actor_name(store),
+        action="eval",
+        subject=version.ref,
+        payload={
+            "evaluation_id": record.id,
+            "report_sha256": report_sha,
+            "summary": results.get("summary", {}),
+        },
+    )
     summary = results.get("summary", {})
     console.print(
         f"evaluated {version.ref}: "
@@ -196,6 +234,17 @@ def gate_step(loaded: LoadedSpec, store: Store, ref: str | None, console: Consol
         evidence_sha256=evidence,
         report_sha256=report_sha,
     )
+    append_decision(
+        store.meta,
+        actor=actor_name(store),
+        action="gate",
+        subject=version.ref,
+        reason="PASS"
+        if verdict.passed
+        else "FAIL: " + ", ".join(t.name for t in verdict.targets if not t.passed),
+        evidence_sha256=evidence,
+        payload={"gate_id": record.id, "passed": verdict.passed, "report_sha256": report_sha},
+    )
     out = store.workspace.root / "reports" / f"{version.name}-v{version.version}"
     out.mkdir(parents=True, exist_ok=True)
     (out / "gate-report.html").write_text(html)
@@ -208,7 +257,7 @@ def gate_step(loaded: LoadedSpec, store: Store, ref: str | None, console: Consol
 def run_all(loaded: LoadedSpec, store: Store, console: Console) -> bool:
     """Everything that needs no person, in order; stops at the first blocker. True when the gate passes."""
     console.rule("data check")
-    report = check_step(loaded, console)
+    report = check_step(loaded, console, store)
     report.write(store.workspace.root / "reports" / f"{loaded.spec.name}-data")
     if report.blockers:
         console.print("[red]stopped:[/] the data check found blockers")
