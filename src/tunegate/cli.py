@@ -293,8 +293,10 @@ def serve(
     ] = 30.0,
 ) -> None:
     """Serve production versions over HTTP: classify, OpenAI chat and embeddings, feedback, metrics."""
+    from tunegate.serve.run import configure_threads, run_server, settings_for
+
+    configure_threads()  # before anything imports torch
     from tunegate.serve import create_app
-    from tunegate.serve.run import run_server, settings_for
     from tunegate.spec import load_spec
     from tunegate.store import open_store
 

@@ -1,12 +1,14 @@
 """Running the server: API-key checks against the workspace's users, and uvicorn with graceful shutdown.
 
-`tunegate serve` = `create_app(store, settings_for(...), observers)` + `run_server(app, ...)`.
+`tunegate serve` = `configure_threads()` + `create_app(store, settings_for(...), observers)` +
+`run_server(app, ...)`.
 On SIGTERM / Ctrl-C uvicorn stops accepting connections, lets in-flight requests finish (up to
 `graceful_shutdown_s`), then the app's lifespan drains the batchers and flushes the review queue.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 
@@ -15,6 +17,17 @@ from tunegate.review.access import authenticate
 from tunegate.serve.settings import Authenticator, ServeSettings
 from tunegate.spec.schema import ServeSpec, Spec
 from tunegate.store import Store
+
+
+def configure_threads() -> None:
+    """Make torch's OpenMP threads sleep, not spin, between forwards. Call before torch is imported.
+
+    By default idle OpenMP workers busy-wait for the next parallel region. In a server that is the
+    wrong trade: the event loop (parsing, tokenizing, answering) needs those cores between forwards.
+    Measured on 2 shared cores: 200 CPU-ms per single classify request with spinning, 17 with PASSIVE.
+    An explicit OMP_WAIT_POLICY in the environment wins.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def store_authenticator(store: Store, cache_s: float = 5.0) -> Authenticator:
