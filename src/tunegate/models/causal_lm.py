@@ -89,9 +89,18 @@ def resolve_causal_lm(reference: str, cache_dir: Path, base_dir: Path | None = N
     )
 
 
+def _quiet_transformers() -> None:
+    # transformers draws a progress bar per load and conversion; the CLI draws its own.
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
 def convert_gguf(gguf: Path, folder: Path, reference: str) -> None:
     """Dequantize a GGUF file into an HF safetensors folder at `folder`, atomically."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    _quiet_transformers()
 
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=folder.parent))
@@ -137,6 +146,7 @@ def load_tokenizer(folder: Path) -> Any:
 def load_causal_lm(folder: Path) -> Any:
     from transformers import AutoModelForCausalLM
 
+    _quiet_transformers()
     try:
         model = AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True, dtype="float32")
     except (OSError, ValueError) as exc:

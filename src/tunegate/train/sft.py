@@ -166,6 +166,7 @@ def train_sft(
             lora_alpha=config.lora.alpha,
             lora_dropout=config.lora.dropout,
             target_modules=list(config.lora.targets),
+            layers_to_transform=_top_layers(model, config.lora.top_layers),
             task_type="CAUSAL_LM",
             bias="none",
         )
@@ -204,6 +205,15 @@ def train_sft(
         log_history=history,
         consumed=log.up_to(trainer.state.global_step),
     )
+
+
+def _top_layers(model: Any, top: int | None) -> list[int] | None:
+    if top is None:
+        return None
+    total = int(model.config.get_text_config().num_hidden_layers)
+    if top > total:
+        raise TrainError(f"sft.lora.top_layers is {top}, but the base model has {total} layers")
+    return list(range(total - top, total))
 
 
 def _pad_id(tokenizer: Any) -> int:
