@@ -164,9 +164,11 @@ def test_promotion_under_load_swaps_without_failing_a_request(store, folders) ->
         await asyncio.gather(*clients)
 
     with running_server(app) as url:
+        staged = app.state.ctx.holder.deployments["tickets"].staging
         asyncio.run(main(url))
         holder = app.state.ctx.holder
         assert holder.deployments["tickets"].production.version.id == v2.id
+        assert holder.deployments["tickets"].production is staged  # promoted in place, not loaded again
     assert statuses and set(statuses) == {200}
     assert "tickets@1" in models and models[-1] == "tickets@2"
     first_v2 = models.index("tickets@2")
@@ -181,3 +183,20 @@ def test_refuses_to_start_without_a_way_to_check_keys(store) -> None:
     app = create_app(store, ServeSettings(require_api_key=False))
     with running_server(app) as url:
         assert httpx.post(f"{url}/v1/classify", json={"input": "hi"}).status_code == 200
+
+
+def test_a_tampered_new_version_is_refused_and_the_old_one_keeps_serving(store, folders) -> None:
+    v2 = register(store, folders[1], "tickets", stage="staging")
+    weights = store.artifacts.path(v2.artifact_sha256) / "head.safetensors"
+    weights.chmod(0o644)
+    weights.write_bytes(weights.read_bytes()[:-8] + b"\x00" * 8)  # one changed byte range after storing
+    app = create_app(store, settings())
+    with running_server(app) as url:
+        force_stage(store.meta, v2.id, "production", actor="test", reason="promote a tampered version")
+        reload = httpx.post(f"{url}/admin/reload", headers=AUTH, timeout=60)
+        r = httpx.post(f"{url}/v1/classify", json={"input": "hello"}, headers=AUTH)
+    assert r.status_code == 200 and r.json()["model"] == "tickets@1"
+    assert v2.id in app.state.ctx.holder.failed and "changed" in app.state.ctx.holder.failed[v2.id]
+    assert (
+        reload.status_code == 200 and reload.json()["models"]["tickets"]["production"]["ref"] == "tickets@1"
+    )

@@ -12,6 +12,7 @@ Deciding *whether* to escalate is `needs_review` (a pure function); reviewing is
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 from tunegate.data.pii import redact
+
+log = logging.getLogger("tunegate.serve")
 
 
 class _Base(DeclarativeBase):
@@ -186,8 +189,11 @@ class HumanSignals:
                 batch.append(self._pending.get_nowait())
             rows = [x for x in batch if isinstance(x, _Base)]
             if rows:
-                with self._sessions.begin() as s:
-                    s.add_all(rows)
+                try:
+                    with self._sessions.begin() as s:
+                        s.add_all(rows)
+                except Exception:  # a database hiccup loses these rows, never the writer (flush must return)
+                    log.exception("could not write %d escalation/feedback rows", len(rows))
             for x in batch:
                 if isinstance(x, threading.Event):
                     x.set()

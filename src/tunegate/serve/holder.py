@@ -96,6 +96,7 @@ class ModelHolder:
         self.on_batch = on_batch
         self.on_swap = on_swap  # (name, route, new version or None) for metrics and logs
         self.deployments: dict[str, Deployment] = {}
+        self.failed: dict[int, str] = {}  # version id -> why it could not be loaded
         self._sync_lock = asyncio.Lock()
         self._closing: set[asyncio.Task[None]] = set()
 
@@ -123,32 +124,49 @@ class ModelHolder:
         return Served(version, chat=ChatModel.load(folder, self.store.workspace.cache_dir))
 
     async def sync(self) -> list[str]:
-        """Bring the served versions in line with the registry; returns what changed, for logs."""
+        """Bring the served versions in line with the registry; returns what changed, for logs.
+
+        A version that fails to load is remembered and not retried (a broken artifact must not be
+        re-hashed every poll); production then keeps the version it had, staging gets none.
+        """
         async with self._sync_lock:
             wanted = await asyncio.to_thread(self._wanted)
             changes = []
             for name, routes in wanted.items():
                 current = self.deployments.get(name)
+                loaded = (
+                    {s.version.id: s for s in (current.production, current.staging) if s} if current else {}
+                )
                 served: dict[str, Served | None] = {}
                 for route in ROUTES:
                     old = getattr(current, route) if current else None
                     new_version = routes.get(route)
                     if new_version is None:
                         served[route] = None
-                    elif old is not None and old.version.id == new_version.id:
-                        served[route] = old
+                    elif new_version.id in loaded:  # unchanged, or staging promoted: no reload
+                        served[route] = loaded[new_version.id]
+                    elif new_version.id in self.failed:
+                        served[route] = old if route == "production" else None
                     else:
-                        served[route] = await self._prepare(new_version)
-                        changes.append(f"{name}@{route} -> {new_version.ref}")
+                        try:
+                            served[route] = await self._prepare(new_version)
+                            changes.append(f"{name}@{route} -> {new_version.ref}")
+                        except ServeError as exc:
+                            self.failed[new_version.id] = str(exc)
+                            served[route] = old if route == "production" else None
+                            changes.append(
+                                f"{name}@{route}: {exc}; still serving {old.ref if old else 'nothing'}"
+                            )
                 prod = served["production"]
-                assert prod is not None
+                if prod is None:
+                    continue  # nothing loadable for this model yet
                 draws = current.canary_draws if current else random.Random(self.settings.canary_seed)
                 self.deployments[name] = Deployment(prod, served["staging"], draws)  # the swap
                 for route in ROUTES:
                     old = getattr(current, route) if current else None
-                    if old is not None and old is not served[route] and old not in served.values():
+                    if old is not None and old not in served.values():
                         self._retire(old)
-                    if self.on_swap and (old is None or old is not served[route]):
+                    if self.on_swap and old is not served[route]:
                         self.on_swap(name, route, served[route].version if served[route] else None)
             for name in set(self.deployments) - set(wanted):
                 gone = self.deployments.pop(name)
