@@ -41,9 +41,12 @@ class DataSpec(_Strict):
     )
     min_examples_per_class: int = Field(8, ge=1, description="Classes with fewer training rows are flagged.")
     near_duplicate_threshold: Fraction = Field(
-        0.85, description="Estimated Jaccard similarity (word 3-shingles, MinHash) above which two rows are near-duplicates."
+        0.85,
+        description="Estimated Jaccard similarity (word 3-shingles, MinHash) above which two rows are near-duplicates.",
     )
-    pii: bool = Field(True, description="Scan texts for emails, phone numbers, card numbers, IBANs and national IDs.")
+    pii: bool = Field(
+        True, description="Scan texts for emails, phone numbers, card numbers, IBANs and national IDs."
+    )
     blockers: list[
         Literal["row_errors", "leakage", "duplicates", "near_duplicates", "small_classes", "pii", "too_long"]
     ] = Field(
@@ -75,7 +78,7 @@ class TrainSpec(_Strict):
     )
     epochs: int | None = Field(None, ge=1, description="Passes over the data; None picks from the data size.")
     batch_size: int = Field(32, ge=2, description="Texts per optimisation step.")
-    learning_rate: float = Field(3e-5, gt=0, lt=1, description="Encoder learning rate (AdamW).")
+    learning_rate: float = Field(1e-4, gt=0, lt=1, description="Encoder learning rate (AdamW).")
     max_length: int = Field(128, ge=8, le=8192, description="Tokens per text; longer texts are truncated.")
 
 
@@ -86,14 +89,20 @@ class EvalSpec(_Strict):
     bootstrap_samples: int = Field(1000, ge=100, le=100_000, description="Resamples for the 95% intervals.")
     latency_requests: int = Field(200, ge=10, description="Timed single requests after warm-up.")
     throughput_batch_size: int = Field(32, ge=1, description="Batch size for the throughput measurement.")
-    baseline: bool = Field(True, description="Also train and score the frozen-encoder + logistic-regression baseline.")
+    baseline: bool = Field(
+        True, description="Also train and score the frozen-encoder + logistic-regression baseline."
+    )
 
 
 class QualityTargets(_Strict):
-    macro_f1_min: Fraction | None = Field(None, description="Macro-averaged F1 on the test set must reach this.")
+    macro_f1_min: Fraction | None = Field(
+        None, description="Macro-averaged F1 on the test set must reach this."
+    )
     accuracy_min: Fraction | None = Field(None, description="Accuracy on the test set must reach this.")
     per_class_recall_min: Fraction | None = Field(None, description="Every class's recall must reach this.")
-    ece_max: Fraction | None = Field(None, description="Expected calibration error must stay at or below this.")
+    ece_max: Fraction | None = Field(
+        None, description="Expected calibration error must stay at or below this."
+    )
     beat_baseline: bool = Field(True, description="Macro-F1 must be above the frozen-encoder baseline's.")
 
 
@@ -104,9 +113,13 @@ class LatencyTargets(_Strict):
 
 
 class CostTargets(_Strict):
-    hourly_price_usd: float = Field(0.10, ge=0, description="Price of one hour of the hardware, in US dollars.")
+    hourly_price_usd: float = Field(
+        0.10, ge=0, description="Price of one hour of the hardware, in US dollars."
+    )
     training_usd_max: float | None = Field(None, ge=0, description="Ceiling on the training run's cost.")
-    usd_per_1k_requests_max: float | None = Field(None, ge=0, description="Ceiling on serving cost per 1,000 requests.")
+    usd_per_1k_requests_max: float | None = Field(
+        None, ge=0, description="Ceiling on serving cost per 1,000 requests."
+    )
 
 
 class Targets(_Strict):
@@ -154,7 +167,9 @@ class RollbackSpec(_Strict):
 
     automatic: bool = Field(True, description="Roll back when a rule fires; False only alerts.")
     error_rate_max: Fraction | None = Field(0.05, description="Share of requests answered 5xx in a window.")
-    p95_latency_ms_max: float | None = Field(None, gt=0, description="95th percentile latency of a window (ms).")
+    p95_latency_ms_max: float | None = Field(
+        None, gt=0, description="95th percentile latency of a window (ms)."
+    )
     negative_feedback_rate_max: Fraction | None = Field(
         None, description="Share of feedback marked wrong among the window's feedback."
     )
@@ -169,7 +184,9 @@ class MonitorSpec(_Strict):
     window_s: float = Field(60.0, gt=0, description="Length of a monitoring window, in seconds.")
     drift_window_size: int = Field(100, ge=10, description="Served texts per drift window.")
     drift_reference_size: int = Field(
-        500, ge=50, description="Training rows embedded as the drift reference (others calibrate the threshold)."
+        500,
+        ge=50,
+        description="Training rows embedded as the drift reference (others calibrate the threshold).",
     )
     drift_false_alarm_rate: Fraction = Field(
         0.002, description="Threshold = this upper quantile of the score on held-out training windows."
@@ -221,4 +238,3 @@ class Spec(_Strict):
     glossary: GlossarySpec = Field(default_factory=GlossarySpec)
     voice: VoiceSpec = Field(default_factory=VoiceSpec)
     regression: RegressionSpec = Field(default_factory=RegressionSpec)
-
