@@ -167,9 +167,11 @@ def main() -> None:
                 )
                 print(f"size {size} seed {seed} {method}: {run[method]}", flush=True)
             runs.append(run)
-    if not args.no_write and set(args.methods) == {"tunegate", "setfit"}:
-        write_results(runs, args.sizes, "python " + " ".join(sys.argv))
-        print((ROOT / "benchmarks" / "RESULTS.md").read_text())
+            # Written after every pair of runs, so a long run (SetFit's pairs grow with the square of
+            # the data) leaves its finished rows behind even if it is stopped.
+            if not args.no_write and set(args.methods) == {"tunegate", "setfit"}:
+                write_results(runs, args.sizes, "python " + " ".join(sys.argv))
+    print((ROOT / "benchmarks" / "RESULTS.md").read_text())
 
 
 if __name__ == "__main__":
