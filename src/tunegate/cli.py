@@ -507,6 +507,9 @@ def review_open(
 @review_app.command("next")
 def review_next(
     ref: Annotated[str | None, typer.Argument(help="Only this version's open batch.")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object (for scripts); exit 1 when none is left.")
+    ] = False,
     api_key: ApiKeyOpt = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
@@ -516,7 +519,25 @@ def review_next(
     store, actor = _acting(workspace, api_key)
     task = next_item(store, actor, ref)
     if task is None:
+        if as_json:
+            raise typer.Exit(1)
         console.print("nothing left for you to review")
+        return
+    if as_json:
+        item = task.item
+        print(
+            json.dumps(
+                {
+                    "id": item.id,
+                    "version": task.batch.version_ref,
+                    "text": item.text,
+                    "label": item.label,
+                    "predicted": item.predicted,
+                    "confidence": item.confidence,
+                    "reasons": list(item.reasons),
+                }
+            )
+        )
         return
     _print_item(task)
 
