@@ -364,15 +364,15 @@ def cell_c(spec: dict, examples: list, device: str) -> dict:
     from tunegate.train.engine import EngineConfig, train_sft
 
     model = build_hf_model(spec["shape"], device, "sdpa")
-    tokens = spec.get("micro_tokens") or (8192 if SHAPES[spec["shape"]]["hidden_size"] >= 4096 else 16384)
-    tokens = max(tokens, spec["seq"])
+    # The planner picks the micro-batch (spec["micro_tokens"] overrides its target); one optimizer
+    # step per micro-batch, as in (a) and (b).
     cfg = EngineConfig(
         seq_len=spec["seq"],
-        tokens_per_step=tokens,
+        tokens_per_step=None,
         max_steps=spec["warmup"] + spec["steps"],
         timing_warmup_steps=spec["warmup"],
         learning_rate=1e-4,
-        micro_batch_tokens=tokens,
+        micro_batch_tokens=spec.get("micro_tokens"),
         log_every=1000,
         compile=spec.get("compile"),
         attention=spec.get("attention", "auto"),
@@ -426,7 +426,7 @@ def cell_fsdp(spec: dict, examples: list) -> dict:
             "nccl" if torch.cuda.is_available() else "gloo"
         )  # a 1-GPU FSDP2 check
     if info.world_size > 1 or spec.get("force_shard"):
-        dist.shard(engine, lora=lora)
+        dist.shard(engine, lora=lora, replicate_base=bool(spec.get("replicate_base")))
     engine.to_empty(device=info.device)
     init_random_(engine, config.initializer_range)
     engine.rotary = LlamaRotaryEmbedding(config).to(info.device)
@@ -688,7 +688,7 @@ def main() -> None:
             print(f"  FAILED: {res['error']}\n{res.get('tail', '')}", flush=True)
         else:
             print(
-                f"  {res['tok_s']:.0f} tok/s, {100 * res['tflops'] / run['peak_tflops']:.1f}% MFU, "
+                f"  {res['tok_s']:.0f} tok/s, {100 * res['tflops'] / run['peak_tflops'] / spec.get('world', 1):.1f}% MFU, "
                 f"{res['peak_memory_bytes'] / GIB:.1f} GiB, cell {res['cell_seconds']:.0f} s",
                 flush=True,
             )

@@ -27,12 +27,16 @@ class EngineConfig:
     lr_schedule: Literal["constant", "linear", "cosine"] = "constant"
     warmup_steps: int = 0
     max_grad_norm: float | None = 1.0
-    tokens_per_step: int = 65536
-    """Row tokens per optimizer step over all GPUs (rows_per_step = tokens_per_step // seq_len)."""
+    tokens_per_step: int | None = 65536
+    """Row tokens per optimizer step over all GPUs (rows_per_step = tokens_per_step // seq_len);
+    None: one micro-batch per GPU per step, whatever size the planner picks."""
     epochs: int = 1
     max_steps: int | None = None
     seed: int = 0
     shuffle: bool = True
+    fsdp_lora_replicate_base: bool = False
+    """Several GPUs, LoRA: keep the frozen base whole on each GPU (FSDP2 hybrid mesh) instead of
+    sharding it; only adapter gradients then cross GPUs. Needs the base to fit on one GPU."""
     micro_batch_rows: int | None = None
     checkpoint_layers: int | None = None
     compile: bool | None = None
@@ -48,7 +52,7 @@ class EngineConfig:
     def __post_init__(self) -> None:
         if self.seq_len < 8:
             raise TrainError(f"engine config: seq_len={self.seq_len} must be at least 8")
-        if self.tokens_per_step < self.seq_len:
+        if self.tokens_per_step is not None and self.tokens_per_step < self.seq_len:
             raise TrainError(
                 f"engine config: tokens_per_step={self.tokens_per_step} is below seq_len={self.seq_len}"
             )
@@ -62,8 +66,8 @@ class EngineConfig:
             )
 
     @property
-    def rows_per_step(self) -> int:
-        return self.tokens_per_step // self.seq_len
+    def rows_per_step(self) -> int | None:
+        return None if self.tokens_per_step is None else self.tokens_per_step // self.seq_len
 
 
 @dataclass

@@ -51,14 +51,30 @@ def dist_info() -> DistInfo:
     return DistInfo(0, 1, device)
 
 
-def shard(model: torch.nn.Module, lora: bool, compute_dtype: torch.dtype = torch.bfloat16) -> None:
-    """Applies FSDP2 to each decoder layer, then to the root module."""
+def shard(
+    model: torch.nn.Module,
+    lora: bool,
+    compute_dtype: torch.dtype = torch.bfloat16,
+    replicate_base: bool = False,
+) -> None:
+    """Applies FSDP2 to each decoder layer, then to the root module.
+
+    `replicate_base` (LoRA only): a (replicate = all GPUs) x (shard = 1) mesh, FSDP2's hybrid mode,
+    keeps the frozen base weights whole on every GPU, so nothing is all-gathered and only the
+    adapters' gradients are all-reduced. It needs the base model to fit on one GPU."""
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
+    mesh = None
+    if lora and replicate_base:
+        from torch.distributed.device_mesh import init_device_mesh
+
+        device_type = "cuda" if torch.cuda.is_available() else "cpu"
+        world = torch.distributed.get_world_size()
+        mesh = init_device_mesh(device_type, (world, 1), mesh_dim_names=("replicate", "shard"))
     mp = MixedPrecisionPolicy(param_dtype=compute_dtype, reduce_dtype=torch.float32)
     for layer in model.layers:
-        fully_shard(layer, mp_policy=mp, reshard_after_forward=not lora)
-    fully_shard(model, mp_policy=mp, reshard_after_forward=not lora)
+        fully_shard(layer, mesh=mesh, mp_policy=mp, reshard_after_forward=not lora)
+    fully_shard(model, mesh=mesh, mp_policy=mp, reshard_after_forward=not lora)
 
 
 def set_gradient_sync(model: torch.nn.Module, sync: bool) -> None:

@@ -77,7 +77,12 @@ def train_sft(
     shape = ModelShape.from_config(engine.config)
     sharded = any(hasattr(m, "reshard") for m in engine.modules())
     if info.world_size > 1 and not sharded:
-        dist.shard(engine, lora=cfg.mode == "lora")
+        dist.shard(
+            engine,
+            lora=cfg.mode == "lora",
+            compute_dtype=engine.embed_w.dtype,
+            replicate_base=cfg.fsdp_lora_replicate_base,
+        )
         sharded = True
     if cuda and not sharded:
         engine.to(info.device)
@@ -87,7 +92,7 @@ def train_sft(
     if plan is not None:
         say(plan.explain())
     micro_rows = cfg.micro_batch_rows or (
-        plan.micro_batch_rows if plan else max(1, cfg.rows_per_step // info.world_size)
+        plan.micro_batch_rows if plan else max(1, (cfg.rows_per_step or 1) // info.world_size)
     )
     engine.checkpoint_layers = (
         cfg.checkpoint_layers
@@ -99,7 +104,8 @@ def train_sft(
     engine.set_layer_fn(compile_layers=use_compile)
 
     lengths = [len(e) for e in token_examples]
-    steps = plan_steps(lengths, cfg.seq_len, cfg.rows_per_step, cfg.epochs, cfg.seed, cfg.shuffle)
+    rows_per_step = cfg.rows_per_step or micro_rows * info.world_size
+    steps = plan_steps(lengths, cfg.seq_len, rows_per_step, cfg.epochs, cfg.seed, cfg.shuffle)
     if cfg.max_steps is not None:
         steps = steps[: cfg.max_steps]
     params = engine.trainable_parameters()
@@ -152,7 +158,6 @@ def train_sft(
                 shape,
                 lora_rank,
                 cfg.seq_len,
-                _available_bytes(cfg, info),
                 labelled_fraction,
                 info.world_size,
             )
@@ -310,6 +315,7 @@ def _plan(
         world_size=info.world_size,
         weights_resident=True,
         fused_loss_available=True,
+        resident_bytes=torch.cuda.memory_allocated(info.device),
     )
 
 

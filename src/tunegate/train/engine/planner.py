@@ -18,7 +18,7 @@ first real step's peak and replans when the estimate was optimistic (`replan_fro
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from tunegate.train.engine.flops import ModelShape
 
@@ -33,12 +33,16 @@ class MemoryPlan:
     estimated_peak_bytes: int
     budget_bytes: int
     reasons: tuple[str, ...] = field(default_factory=tuple)
+    resident_bytes: int = 0
+    """Already on the GPU when planning (the model's weights); not part of the budget."""
 
     def explain(self) -> str:
         head = (
             f"memory plan: micro-batch {self.micro_batch_rows} rows, checkpointing "
             f"{self.checkpoint_layers} layers, fused loss {'on' if self.fused_loss else 'off'}; "
-            f"estimated peak {self.estimated_peak_bytes / GIB:.1f} GiB of {self.budget_bytes / GIB:.1f} GiB budget"
+            f"estimated peak {(self.estimated_peak_bytes + self.resident_bytes) / GIB:.1f} GiB "
+            f"({self.resident_bytes / GIB:.1f} GiB of weights already resident, "
+            f"{self.estimated_peak_bytes / GIB:.1f} GiB more within a {self.budget_bytes / GIB:.1f} GiB budget)"
         )
         return "\n".join([head, *(f"  - {r}" for r in self.reasons)])
 
@@ -60,11 +64,17 @@ def activation_bytes_per_token(shape: ModelShape, lora_rank: int | None) -> int:
 
 
 def static_bytes(shape: ModelShape, lora_rank: int | None, world_size: int, weights_resident: bool) -> int:
-    """Weights (unless already on the GPU), trainable state (fp32 master, grad, two Adam moments)."""
-    weights = 0 if weights_resident else 2 * shape.total_params // (world_size if lora_rank is None else 1)
+    """Weights (unless already on the GPU) and the trainable state.
+
+    LoRA: bf16 base weights (replicated), fp32 adapters with gradient and two Adam moments.
+    Full fine-tuning on one GPU: bf16 weights, gradients and Adam moments (2 + 2 + 4 bytes);
+    over several GPUs (FSDP2): fp32 master shards, fp32 gradients, fp32 moments (4 + 4 + 8)."""
     if lora_rank is not None:
+        weights = 0 if weights_resident else 2 * shape.total_params
         return weights + 16 * shape.lora_params(lora_rank)
-    return weights + 16 * shape.total_params // world_size
+    weight_bytes, state_bytes = (4, 12) if world_size > 1 else (2, 6)
+    weights = 0 if weights_resident else weight_bytes * shape.total_params // world_size
+    return weights + state_bytes * shape.total_params // world_size
 
 
 def loss_bytes(shape: ModelShape, labelled_tokens: int, fused: bool) -> int:
@@ -108,14 +118,16 @@ def plan_memory(
     weights_resident: bool = True,
     fused_loss_available: bool = True,
     safety_fraction: float = 0.9,
+    resident_bytes: int = 0,
 ) -> MemoryPlan:
     """Chooses rows per micro-batch, checkpointed layers and the fused loss (see module docstring)."""
     budget = int(available_bytes * safety_fraction)
     if target_tokens is None:
         # Past ~8k tokens a large model's matmuls are saturated and one micro-batch runs for half a
         # second, so fixed costs per micro-batch vanish; a small model's micro-batch is short, and
-        # more tokens per micro-batch spread its fixed costs (mask, loss chunks, optimizer step).
-        target_tokens = 8192 if shape.hidden >= 4096 else 32768
+        # more tokens spread its fixed costs (mask, loss chunks, optimizer step). Measured on an
+        # H200 (benchmarks/RESULTS.md): 8192 for the 8B shape, 16384 for the 1B shape.
+        target_tokens = 8192 if shape.hidden >= 4096 else 16384
     target_rows = max(1, target_tokens // seq_len)
     reasons = [
         f"target {target_rows} rows x {seq_len} tokens = {target_rows * seq_len} tokens per micro-batch"
@@ -141,15 +153,17 @@ def plan_memory(
                     f"{target_rows} rows without checkpointing need {peak(target_rows, 0) / GIB:.1f} GiB"
                 )
             reasons.append(f"no checkpointing: {rows} rows fit ({peak(rows, 0) / GIB:.1f} GiB)")
-            return MemoryPlan(rows, 0, fused, peak(rows, 0), budget, tuple(reasons))
+            return MemoryPlan(rows, 0, fused, peak(rows, 0), budget, tuple(reasons), resident_bytes)
     reasons.append(f"even 1 row without checkpointing needs {peak(1, 0) / GIB:.1f} GiB")
     for rows in range(target_rows, 0, -1):
         for ckpt in range(1, shape.n_layers + 1):
             if peak(rows, ckpt) <= budget:
                 reasons.append(f"checkpointing {ckpt} of {shape.n_layers} layers lets {rows} rows fit")
-                return MemoryPlan(rows, ckpt, fused, peak(rows, ckpt), budget, tuple(reasons))
+                return MemoryPlan(rows, ckpt, fused, peak(rows, ckpt), budget, tuple(reasons), resident_bytes)
     reasons.append("does not fit even with one row and every layer checkpointed; trying anyway")
-    return MemoryPlan(1, shape.n_layers, fused, peak(1, shape.n_layers), budget, tuple(reasons))
+    return MemoryPlan(
+        1, shape.n_layers, fused, peak(1, shape.n_layers), budget, tuple(reasons), resident_bytes
+    )
 
 
 def replan_from_probe(
@@ -158,35 +172,29 @@ def replan_from_probe(
     shape: ModelShape,
     lora_rank: int | None,
     seq_len: int,
-    available_bytes: int,
     labelled_fraction: float,
     world_size: int = 1,
 ) -> MemoryPlan:
-    """After a real step: if it used more than the estimate said, scale the activation estimate by
-    the measured excess and plan again; otherwise keep the plan."""
-    if measured_peak_bytes <= plan.budget_bytes:
+    """After the first real step: if it needed more than the budget, shrink the budget by the factor
+    the estimate was off and plan again (with at most the tokens of the first plan); else keep it."""
+    used = measured_peak_bytes - plan.resident_bytes
+    if used <= plan.budget_bytes:
         return plan
-    excess = measured_peak_bytes / max(plan.estimated_peak_bytes, 1)
-    tokens = plan.micro_batch_rows * seq_len
+    excess = used / max(plan.estimated_peak_bytes, 1)
     new = plan_memory(
         shape,
         lora_rank,
         seq_len,
-        int(available_bytes / excess),
-        target_tokens=tokens,
+        int(plan.budget_bytes / excess),
+        target_tokens=plan.micro_batch_rows * seq_len,
         labelled_fraction=labelled_fraction,
         world_size=world_size,
         fused_loss_available=plan.fused_loss,
+        safety_fraction=1.0,
+        resident_bytes=plan.resident_bytes,
     )
     note = (
-        f"probe step peaked at {measured_peak_bytes / GIB:.1f} GiB, over the {plan.budget_bytes / GIB:.1f} GiB "
+        f"first step used {used / GIB:.1f} GiB beyond the weights, over the {plan.budget_bytes / GIB:.1f} GiB "
         f"budget ({excess:.2f}x the estimate); replanned"
     )
-    return MemoryPlan(
-        new.micro_batch_rows,
-        new.checkpoint_layers,
-        new.fused_loss,
-        new.estimated_peak_bytes,
-        plan.budget_bytes,
-        (*new.reasons, note),
-    )
+    return replace(new, budget_bytes=plan.budget_bytes, reasons=(*new.reasons, note))
