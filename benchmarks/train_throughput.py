@@ -773,9 +773,9 @@ def render_tables(run: dict) -> str:
                 )
             )
         if r.get("plan"):
-            lines.append(
-                f"\n(c) {c['spec']['shape']} seq {c['spec']['seq']} x{c['spec'].get('world', 1)}: {r['plan']}"
-            )
+            mode = f" {c['spec']['mode']}" if c["spec"].get("mode") else ""
+            where = f"{c['spec']['shape']} seq {c['spec']['seq']} x{c['spec'].get('world', 1)}"
+            lines.append(f"\n(c){mode} {where}: {r['plan']}")
     return "\n".join(lines)
 
 
@@ -795,11 +795,41 @@ def speedups(run: dict) -> list[str]:
     return out
 
 
+def summary(runs: list[dict]) -> list[str]:
+    """One line per shape from the latest single-GPU run that measured it, (c) against (b)."""
+    latest: dict[tuple, tuple[dict, dict]] = {}
+    for run in runs:
+        if run["mode"] != "single":
+            continue
+        for c in run["cells"]:
+            if "error" not in c["result"]:
+                latest[(c["spec"]["shape"], c["spec"]["seq"], c["spec"]["config"])] = (c["result"], run)
+    lines = [
+        "| shape | seq | (a) tok/s | (b) tok/s | (c) tok/s | (c) MFU | (c) / (b) | peak GiB (b) -> (c) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for shape, seq in sorted({(k[0], k[1]) for k in latest}, key=lambda k: (k[1], k[0])):
+        a, b, c = (latest.get((shape, seq, x)) for x in "abc")
+        if not (b and c):
+            continue
+        ratio = c[0]["tok_s"] / b[0]["tok_s"]
+        a_tok = f"{a[0]['tok_s']:,.0f}" if a else "-"
+        lines.append(
+            f"| {shape} | {seq} | {a_tok} | {b[0]['tok_s']:,.0f} | "
+            f"{c[0]['tok_s']:,.0f} | {100 * c[0]['tflops'] / c[1]['peak_tflops']:.1f}% | {ratio:.2f}x | "
+            f"{b[0]['peak_memory_bytes'] / GIB:.1f} -> {c[0]['peak_memory_bytes'] / GIB:.1f} |"
+        )
+    return lines
+
+
 def write_results_md(path: Path, runs: list[dict]) -> None:
     body = [
         SECTION,
         "",
         "Written by `benchmarks/train_throughput.py` (see its docstring for what each configuration is).",
+        "Summary (latest measurement of each cell; the runs below hold every number):",
+        "",
+        *summary(runs),
         "",
     ]
     for run in runs:
@@ -808,6 +838,10 @@ def write_results_md(path: Path, runs: list[dict]) -> None:
     if SECTION in text:
         start = text.index(SECTION)
         nxt = text.find("\n## ", start + len(SECTION))
+        # Hand-written notes under "### Notes" in this section survive a rewrite.
+        old = text[start : nxt if nxt != -1 else len(text)]
+        if "### Notes" in old:
+            body += [old[old.index("### Notes") :].rstrip("\n"), ""]
         text = text[:start] + "\n".join(body) + ("\n" + text[nxt + 1 :] if nxt != -1 else "")
     else:
         text = text.rstrip("\n") + "\n\n" + "\n".join(body)

@@ -39,7 +39,8 @@ class TokenExample:
 
 
 def to_token_example(example: Any, tokenizer: Any = None, max_len: int | None = None) -> TokenExample:
-    """Accepts a TokenExample, {"input_ids", "labels"} (-100 = not trained), {"prompt", "completion"}
+    """Accepts a TokenExample, {"input_ids", "labels"} (-100 = not trained) or an object with those
+    attributes (sft_data's TrainingRow), {"prompt", "completion"}
     (only the completion is trained), or {"messages": [...]} (only assistant turns are trained)."""
     if isinstance(example, TokenExample):
         ex = example
@@ -48,6 +49,10 @@ def to_token_example(example: Any, tokenizer: Any = None, max_len: int | None = 
         labels = example.get("labels")
         lab = [True] * len(ids) if labels is None else [int(x) != IGNORE_INDEX for x in labels]
         ex = TokenExample(tuple(ids), tuple(lab))
+    elif hasattr(example, "input_ids") and hasattr(example, "labels"):
+        # Rows already tokenized elsewhere (tunegate.train.sft_data.TrainingRow).
+        ids = [int(i) for i in example.input_ids]
+        ex = TokenExample(tuple(ids), tuple(int(x) != IGNORE_INDEX for x in example.labels))
     elif isinstance(example, Mapping) and "prompt" in example and "completion" in example:
         _need_tokenizer(tokenizer, "prompt/completion")
         prompt = tokenizer(example["prompt"], add_special_tokens=True)["input_ids"]
