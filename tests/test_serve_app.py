@@ -200,3 +200,31 @@ def test_a_tampered_new_version_is_refused_and_the_old_one_keeps_serving(store, 
     assert (
         reload.status_code == 200 and reload.json()["models"]["tickets"]["production"]["ref"] == "tickets@1"
     )
+
+
+def test_token_counting_and_inference_threads_do_not_share_tokenizer_state(folders) -> None:
+    """Regression: counting on the event loop while the inference thread encodes once corrupted batches."""
+    import threading
+
+    from tunegate.serve.holder import Served, classify_texts
+
+    classifier = TextClassifier.load(folders[0])
+    served = Served(version=None, classifier=classifier)  # type: ignore[arg-type]
+    texts = [("word " * n).strip() for n in range(1, 40)]
+    errors: list[BaseException] = []
+
+    def infer() -> None:
+        try:
+            for i in range(20):
+                classify_texts(classifier, texts[i : i + 16])
+        except BaseException as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=infer)
+    worker.start()
+    counts = []
+    while worker.is_alive():
+        counts.append(served.count_tokens(texts[:3]))
+    worker.join()
+    assert not errors, errors[0]
+    assert all(c == counts[0] for c in counts)

@@ -169,6 +169,11 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return error_response(exc.status_code, str(exc.detail))
 
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception) -> JSONResponse:
+        # Logged with its traceback by Starlette; the client gets the same error shape as any refusal.
+        return error_response(500, f"internal error ({type(exc).__name__}); the server log has the details")
+
     @app.exception_handler(ServeError)
     async def _serve_error(request: Request, exc: ServeError) -> JSONResponse:
         return error_response(503, str(exc))
