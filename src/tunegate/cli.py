@@ -308,9 +308,29 @@ def serve(
         from tunegate.monitor import start_monitor
 
         observers.append(start_monitor(store, loaded, console=err_console).observe)
+    from tunegate.ui import mount  # the dashboard at /ui; serve itself never imports ui
+
     run_server(
-        create_app(store, settings, observers), host=host, port=port, graceful_shutdown_s=graceful_shutdown_s
+        mount(create_app(store, settings, observers), store),
+        host=host,
+        port=port,
+        graceful_shutdown_s=graceful_shutdown_s,
     )
+
+
+@app.command()
+def ui(
+    workspace: WorkspaceOpt = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8100,
+) -> None:
+    """The web dashboard alone (no models loaded) for a workspace: log in with an API key at /ui."""
+    from tunegate.serve.run import run_server
+    from tunegate.store import open_store
+    from tunegate.ui import create_dashboard_app
+
+    err_console.print(f"dashboard: http://{host}:{port}/ui")
+    run_server(create_dashboard_app(open_store(workspace)), host=host, port=port, graceful_shutdown_s=5.0)
 
 
 @app.command()
