@@ -136,7 +136,8 @@ def test_version_and_monitor_pages(server, workspace, page):
     shot(page, "version")
     page.goto(f"{server}/ui/monitor")
     table = page.inner_text("#monitor-table")
-    assert "production" in table and "canary" in table
+    assert "sentiment@1\tproduction" in table and "sentiment@2\tcanary" in table
+    assert "drifting" in table  # the canary's traffic was shifted away from the training data
     assert rendered(page, "#monitor-chart")
     shot(page, "monitor")
 
@@ -198,6 +199,7 @@ def test_review_to_signoff_by_keyboard_then_promote_and_roll_back(server, worksp
         assert decisions <= 20, "the batch never reached a verdict"
     assert status_line.get_attribute("data-status") == "signed_off"
     assert page.eval_on_selector("[id^=bar-]", "b => b.style.width") == "100%"
+    page.wait_for_timeout(400)  # the bar's CSS transition, so the screenshot shows where it ends
     shot(page, "review-signed-off")
 
     store = open_store(workspace.root)

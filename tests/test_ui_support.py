@@ -4,7 +4,8 @@
     dashboard_workspace(root)   users; intents@1 in production (a one-file model); intents@2 a candidate
                                 built from the packaged encoder + a random head, with a training log,
                                 an evaluation scored by evaluate.metrics, a gate decided by gate.decide
-                                with its stored HTML report; a monitor state written by a real Monitor
+                                with its stored HTML report; sentiment@1 production and sentiment@2 staging
+                                (the canary) with a monitor state written by a real Monitor
     dashboard_server(ws)        `python -m tunegate ui` on a free loopback port; yields the base URL
 """
 
@@ -35,6 +36,7 @@ from tunegate.store import Store, VersionRecord, evidence_sha256, open_store
 from tunegate.store.lifecycle import force_stage
 
 MODEL = "intents"
+CANARY_MODEL = "sentiment"
 REVIEW_POLICY = {"sample_size": 6, "min_approval_rate": 0.75}
 # governance_support.predictions() writes its wrong and low-confidence rows with these labels
 LABELS = ("billing", "bug", "praise")
@@ -125,7 +127,7 @@ def write_monitor_state(store: Store, production: VersionRecord, canary: Version
                         request_id=f"{version.ref}-{window}-{i}",
                         time_s=now[0],
                         endpoint="classify",
-                        status_code=500 if i % (17 - window) == 0 else 200,
+                        status_code=500 if i % (17 - window - 6 * (version is canary)) == 0 else 200,
                         latency_ms=float(rng.gamma(3.0, 4.0 * slow)),
                         model_ref=version.ref,
                         model_name=version.name,
@@ -137,7 +139,8 @@ def write_monitor_state(store: Store, production: VersionRecord, canary: Version
                     )
                 )
                 if i % 5 == 0:
-                    monitor.observe(FeedbackEvent(f"fb-{i}", now[0], i % 10 != 0, None, version.ref))
+                    wrong = i % (10 if version is canary else 20) == 0
+                    monitor.observe(FeedbackEvent(f"fb-{i}", now[0], not wrong, None, version.ref))
         now[0] += 61
         monitor.tick()
     monitor.stop()
@@ -169,7 +172,12 @@ def dashboard_workspace(root: Path) -> DashboardWorkspace:
         },
     )
     assert gate_evidence(store, v2, predictions(labels=LABELS))
-    write_monitor_state(store, v1, v2)
+    # Monitoring shows another model, served as production + canary (its staging version).
+    served = fake_version(store, CANARY_MODEL, created_by="trainer")
+    canary = fake_version(store, CANARY_MODEL, created_by="trainer")
+    served = force_stage(store.meta, served.id, "production", actor="test", reason="test setup")
+    canary = force_stage(store.meta, canary.id, "staging", actor="test", reason="test setup: the canary")
+    write_monitor_state(store, served, canary)
     return DashboardWorkspace(root, {name: key for name, (_, key) in users.items()}, v1, v2)
 
 

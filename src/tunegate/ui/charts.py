@@ -40,7 +40,10 @@ def loss_curve_png(losses: list[float]) -> str | None:
 
 
 def monitoring_png(versions: list[dict[str, Any]], now_s: float | None = None) -> str | None:
-    """Four panels (latency percentiles, error rate, drift score, negative feedback), one line per version."""
+    """Four panels (latency percentiles, error rate, drift score, negative feedback), one line per version.
+
+    `now_s`: the monitor's clock when it wrote the state (windows are placed in minutes before it).
+    """
     if not any(v.get("windows") or v.get("drift", {}).get("scores") for v in versions):
         return None
     now_s = time.time() if now_s is None else now_s

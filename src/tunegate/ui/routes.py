@@ -248,7 +248,11 @@ def dashboard_router(store: Store) -> APIRouter:
             return login_redirect(request)
         state = views.monitoring(store)
         return page(
-            request, "monitor.html.j2", actor, state=state, chart=charts.monitoring_png(state["versions"])
+            request,
+            "monitor.html.j2",
+            actor,
+            state=state,
+            chart=charts.monitoring_png(state["versions"], now_s=state.get("updated_at")),
         )
 
     # -- actions: the library checks the role again; these only translate errors to HTTP ------------
