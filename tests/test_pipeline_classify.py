@@ -79,6 +79,9 @@ def test_run_registers_a_gated_candidate_and_predicts(tmp_path: Path) -> None:
     assert shown["lineage"]["train_examples"] == 18
     assert shown["lineage"]["spec"]["name"] == "mini-intents"
     assert set(shown["lineage"]["libraries"]) >= {"torch", "transformers", "scikit-learn"}
+    tree = tmp_path / "ws" / "artifacts" / "trees" / shown["artifact_sha256"]
+    stored_report = json.loads((tree / "data-report.json").read_text())
+    assert stored_report["fingerprint"] == shown["data_fingerprint"]
 
     (tmp_path / "in.jsonl").write_text(
         '{"text": "my parcel is a week late"}\n{"text": "send me the invoice pdf"}\n'

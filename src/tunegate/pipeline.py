@@ -124,6 +124,10 @@ def train_step(
         result.classifier.save(folder)
         (folder / "training-log.json").write_text(json.dumps({"loss": result.losses}, indent=0))
         (folder / "spec.json").write_text(json.dumps(lineage["spec"], indent=2, sort_keys=True))
+        # The data report travels with the model: the run page shows what the model was trained on.
+        (folder / "data-report.json").write_text(
+            json.dumps(report.to_dict(), indent=1, sort_keys=True, default=str)
+        )
         artifact = store.artifacts.put_tree(folder)
     version = store.meta.register_version(
         name=spec.name,

@@ -101,6 +101,15 @@ def training_log(store: Store, version: VersionRecord) -> list[float]:
     return [float(v) for v in values if isinstance(v, int | float)]
 
 
+def data_report(store: Store, version: VersionRecord) -> dict[str, Any] | None:
+    """The data-check report stored with the version's artifact (data-report.json), or None."""
+    try:
+        path = store.artifacts.get_tree(version.artifact_sha256, verify=False) / "data-report.json"
+    except StoreError:
+        return None
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def version_detail(store: Store, actor: Actor, version: VersionRecord) -> dict[str, Any]:
     evaluation = store.meta.latest_evaluation(version.id)
     gate = store.meta.latest_gate(version.id)
@@ -115,6 +124,7 @@ def version_detail(store: Store, actor: Actor, version: VersionRecord) -> dict[s
             (k, json.dumps(v, default=str) if isinstance(v, dict | list) else v) for k, v in lineage.items()
         ),
         "summary": (evaluation.results.get("summary") or {}) if evaluation else {},
+        "data_report": data_report(store, version),
         "evaluation": evaluation,
         "gate": gate,
         "review": status,
