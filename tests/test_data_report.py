@@ -171,9 +171,9 @@ def test_fingerprint_ignores_format_and_order_but_not_content(tmp_path: Path) ->
     assert fingerprint(first.test, first.train) != first.fingerprint  # moving rows between splits counts
 
 
-def _cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+def _cli(*args: str | Path, workspace: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "tunegate", "data", "check", *map(str, args)],
+        [sys.executable, "-m", "tunegate", "data", "check", *map(str, args), "-w", str(workspace)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -182,18 +182,20 @@ def _cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
 
 def test_cli_exit_codes(tmp_path: Path) -> None:
     clean = write_project(tmp_path / "clean", rows(30, seed=1), rows(10, seed=2))
-    ok = _cli(clean, "--report", tmp_path / "clean-report")
+    ws = tmp_path / "ws"
+    ok = _cli(clean, "--report", tmp_path / "clean-report", workspace=ws)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert (tmp_path / "clean-report" / "data-report.html").is_file()
 
     leaky_dir = tmp_path / "leaky"
     train = rows(30, seed=1)
     leaky = write_project(leaky_dir, train, [*rows(10, seed=2), train[0]])
-    blocked = _cli(leaky)
+    blocked = _cli(leaky, workspace=ws)
     assert blocked.returncode == 1, blocked.stdout + blocked.stderr
-    assert "blocker" in blocked.stdout and (leaky_dir / "reports" / "data-report.json").is_file()
+    # Without --report the report lands in the workspace, named after the spec's model.
+    assert "blocker" in blocked.stdout and (ws / "reports" / "demo-data" / "data-report.json").is_file()
 
     (leaky_dir / "test.jsonl").unlink()
-    missing = _cli(leaky)
+    missing = _cli(leaky, workspace=ws)
     assert missing.returncode == 2
     assert "test.jsonl: cannot read" in " ".join(missing.stderr.split())
