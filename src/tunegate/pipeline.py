@@ -227,6 +227,20 @@ def gate_step(loaded: LoadedSpec, store: Store, ref: str | None, console: Consol
         spec_sha256=version.spec_sha256,
         evidence_sha256=evidence,
     )
+    return record_gate(store, version, evaluation, verdict, html, json_text, evidence, console)
+
+
+def record_gate(
+    store: Store,
+    version: VersionRecord,
+    evaluation: EvaluationRecord,
+    verdict: Any,
+    html: str,
+    json_text: str,
+    evidence: str,
+    console: Console,
+) -> GateRecord:
+    """Store a verdict (any task's GateVerdict) and its report, log it, copy the report out, print it."""
     report_sha = store.artifacts.put_files(
         {"gate-report.html": html.encode(), "gate-report.json": json_text.encode()}
     )
@@ -238,14 +252,13 @@ def gate_step(loaded: LoadedSpec, store: Store, ref: str | None, console: Consol
         evidence_sha256=evidence,
         report_sha256=report_sha,
     )
+    failed = ", ".join(t.name for t in verdict.targets if not t.passed)
     append_decision(
         store.meta,
         actor=actor_name(store),
         action="gate",
         subject=version.ref,
-        reason="PASS"
-        if verdict.passed
-        else "FAIL: " + ", ".join(t.name for t in verdict.targets if not t.passed),
+        reason="PASS" if verdict.passed else f"FAIL: {failed}",
         evidence_sha256=evidence,
         payload={"gate_id": record.id, "passed": verdict.passed, "report_sha256": report_sha},
     )

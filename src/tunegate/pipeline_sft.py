@@ -18,12 +18,12 @@ from rich.table import Table
 from tunegate.data.chat_check import ChatDataReport, check_chat_data
 from tunegate.errors import DataError, GateError, ModelError
 from tunegate.evaluate.generation import evaluate_sft
-from tunegate.gate import print_verdict
 from tunegate.gate.generation import decide_generation
 from tunegate.gate.generation_report import render_generation_report, suite_rows
 from tunegate.models import load_encoder, resolve_encoder
 from tunegate.models.causal_lm import ChatModel, load_base_chat_model, load_chat_model
 from tunegate.models.export import export_adapter, export_merged
+from tunegate.pipeline import record_gate
 from tunegate.spec import LoadedSpec, Spec
 from tunegate.store import EvaluationRecord, GateRecord, Store, VersionRecord, evidence_sha256
 from tunegate.train.sft_register import train_sft_version
@@ -125,24 +125,8 @@ def gate_sft_step(loaded: LoadedSpec, store: Store, ref: str | None, console: Co
         spec_sha256=version.spec_sha256,
         evidence_sha256=evidence,
     )
-    report_sha = store.artifacts.put_files(
-        {"gate-report.html": page.encode(), "gate-report.json": json_text.encode()}
-    )
-    record = store.meta.add_gate(
-        version_id=version.id,
-        evaluation_id=evaluation.id,
-        passed=verdict.passed,
-        verdict=verdict.to_dict(),
-        evidence_sha256=evidence,
-        report_sha256=report_sha,
-    )
-    out = store.workspace.root / "reports" / f"{version.name}-v{version.version}"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "gate-report.html").write_text(page)
-    (out / "gate-report.json").write_text(json_text)
-    print_verdict(verdict, console)
-    console.print(f"evidence {evidence[:16]}…  report: {out / 'gate-report.html'}")
-    return record
+    # Shared with the classifier chain: store, log (decision log), copy the report out, print.
+    return record_gate(store, version, evaluation, verdict, page, json_text, evidence, console)
 
 
 def run_sft(loaded: LoadedSpec, store: Store, console: Console) -> bool:
