@@ -17,6 +17,15 @@ from tunegate.models.chat_template import template_of
 from tunegate.train.sft_data import ChatCollator, tokenize_for_training
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # A 2-layer model is all overhead at 2 threads on a shared CPU; results do not depend on it.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _rows(n: int):
     tokenizer = make_tokenizer()
     examples = [

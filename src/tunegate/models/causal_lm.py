@@ -98,9 +98,21 @@ def _quiet_transformers() -> None:
 
 def convert_gguf(gguf: Path, folder: Path, reference: str) -> None:
     """Dequantize a GGUF file into an HF safetensors folder at `folder`, atomically."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     _quiet_transformers()
+    # The GGUF reader draws its own tqdm bar, outside transformers' switch; tqdm reads this per bar.
+    previous = os.environ.get("TQDM_DISABLE")
+    os.environ["TQDM_DISABLE"] = "1"
+    try:
+        _convert(gguf, folder, reference)
+    finally:
+        if previous is None:
+            os.environ.pop("TQDM_DISABLE", None)
+        else:
+            os.environ["TQDM_DISABLE"] = previous
+
+
+def _convert(gguf: Path, folder: Path, reference: str) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=folder.parent))

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,7 +174,10 @@ def train_sft(
     log = ConsumedLog([r.example_id for r in train_rows])
     if checkpoint is not None:
         log.load(checkpoint / CONSUMED)
-    args = sft_training_args(config, staging, has_validation=bool(validation_rows))
+    with warnings.catch_warnings():
+        # transformers 5 renamed gradient_checkpointing; TRL still sets the old name. Noise, not news.
+        warnings.filterwarnings("ignore", category=FutureWarning, message=".*gradient_checkpointing.*")
+        args = sft_training_args(config, staging, has_validation=bool(validation_rows))
     trainer = _RecordingSFTTrainer(
         model=model,
         args=args,
@@ -191,7 +195,9 @@ def train_sft(
     trainer.remove_callback(PrinterCallback)  # progress goes through on_step, not print()
     _check_targets_matched(trainer.model, config)
     started = time.perf_counter()
-    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, message=".*gradient_checkpointing.*")
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     wall_s = time.perf_counter() - started
     history = [dict(h) for h in trainer.state.log_history]
     return SftResult(
