@@ -18,13 +18,16 @@ Deliberately not here: training (train/), scoring answers (evaluate/), HTTP (ser
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
+import io
 import json
 import os
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,16 +102,10 @@ def _quiet_transformers() -> None:
 def convert_gguf(gguf: Path, folder: Path, reference: str) -> None:
     """Dequantize a GGUF file into an HF safetensors folder at `folder`, atomically."""
     _quiet_transformers()
-    # The GGUF reader draws its own tqdm bar, outside transformers' switch; tqdm reads this per bar.
-    previous = os.environ.get("TQDM_DISABLE")
-    os.environ["TQDM_DISABLE"] = "1"
-    try:
+    # The GGUF reader draws its own tqdm bar (tqdm.auto, outside transformers' switch); exceptions
+    # still propagate, only the bar is swallowed.
+    with contextlib.redirect_stderr(io.StringIO()):
         _convert(gguf, folder, reference)
-    finally:
-        if previous is None:
-            os.environ.pop("TQDM_DISABLE", None)
-        else:
-            os.environ["TQDM_DISABLE"] = previous
 
 
 def _convert(gguf: Path, folder: Path, reference: str) -> None:
@@ -320,7 +317,9 @@ def load_chat_model(
 
         base_path = resolve_causal_lm(info["base_model"], cache_dir, base_dir)
         base = load_causal_lm(base_path)
-        model = PeftModel.from_pretrained(base, str(folder / "adapter"), is_trainable=False)
+        with warnings.catch_warnings():  # PEFT asks a renamed transformers property; noise, not news
+            warnings.filterwarnings("ignore", category=FutureWarning, message=".*gradient_checkpointing.*")
+            model = PeftModel.from_pretrained(base, str(folder / "adapter"), is_trainable=False)
         if merge:
             model = model.merge_and_unload()
         model.eval()
