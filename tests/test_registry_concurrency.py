@@ -114,11 +114,18 @@ def _run(store: Store, url: str, n_ops: int, max_kills: int, seed: int) -> int:
 
     store.meta.engine.dispose()  # no pooled connection may be shared with the forked workers
     procs = {slot: start(slot) for slot in range(4)}
-    kills, next_kill = 0, time.monotonic() + rng.uniform(0.5, 1.5)
+    # Kills are spread by progress, not by the clock: a fast machine finishes 4 x 60 operations in about
+    # a second, so a timer would fire once. Kill k is due once k/(max_kills+1) of all operations are done,
+    # then lands a few random milliseconds later on a worker that is inside an operation.
+    total = 4 * n_ops
+    milestones = [total * (k + 1) // (max_kills + 1) for k in range(max_kills)]
+    kills, due_at = 0, None
     deadline = time.monotonic() + 600
     while any(p.is_alive() for p in procs.values()):
         assert time.monotonic() < deadline, "workers did not finish in 10 minutes (deadlock?)"
-        if kills < max_kills and time.monotonic() >= next_kill:
+        if kills < max_kills and due_at is None and sum(done) >= milestones[kills]:
+            due_at = time.monotonic() + rng.uniform(0.0, 0.02)
+        if due_at is not None and time.monotonic() >= due_at:
             busy = [s for s, p in procs.items() if p.is_alive() and in_op[s] and done[s] < n_ops - 1]
             if busy:
                 slot = rng.choice(busy)
@@ -127,8 +134,8 @@ def _run(store: Store, url: str, n_ops: int, max_kills: int, seed: int) -> int:
                 kills += 1
                 in_op[slot] = 0
                 procs[slot] = start(slot)
-                next_kill = time.monotonic() + rng.uniform(0.3, 1.5)
-        time.sleep(0.02)
+                due_at = None
+        time.sleep(0.001)
     failures = {f.name: f.read_text() for f in errors.iterdir()}
     assert not failures, "\n".join(failures.values())
     assert all(p.exitcode == 0 for p in procs.values()), [p.exitcode for p in procs.values()]
@@ -163,7 +170,7 @@ def _stress(tmp_path: Path, backend: str, n_ops: int, max_kills: int) -> None:
         store = open_test_store(tmp_path / "ws", url)
         make_users(store)
         kills = _run(store, url, n_ops=n_ops, max_kills=max_kills, seed=20240611)
-        assert kills >= min(3, max_kills), f"only {kills} workers were killed mid-operation"
+        assert kills == max_kills, f"only {kills} of {max_kills} planned kills landed mid-operation"
         store = open_test_store(tmp_path / "ws", url)
         _check_invariants(store)
         store.meta.engine.dispose()
