@@ -48,6 +48,9 @@ class EngineConfig:
     timing_warmup_steps: int = 1
     """Steps excluded from the throughput numbers (compilation happens in the first)."""
     log_every: int = 10
+    eval_every: int | None = None
+    """Validation loss every this many steps (and always after the last), when `train_sft` is
+    given validation examples."""
 
     def __post_init__(self) -> None:
         if self.seq_len < 8:
@@ -92,6 +95,10 @@ class EngineResult:
     settings: dict[str, object] = field(default_factory=dict)
     adapter_state: dict[str, object] | None = None
     """Distributed runs only: the trained LoRA tensors under PEFT's names, gathered on rank 0."""
+    validation_losses: list[tuple[int, float]] = field(default_factory=list)
+    """(step, mean loss per labelled validation token), when validation examples were given."""
+    step_examples: list[list[int]] = field(default_factory=list)
+    """Indices of the examples each optimizer step trained on, in order."""
 
     @property
     def useful_tokens_per_s(self) -> float:

@@ -31,6 +31,7 @@ from tunegate.train.engine.packing import (
     TokenExample,
     build_batch,
     micro_batches,
+    pack_rows,
     plan_steps,
     to_token_example,
 )
@@ -44,13 +45,15 @@ def train_sft(
     config: EngineConfig | None = None,
     log: Callable[[str], None] | None = None,
     engine_model: PackedCausalLM | None = None,
+    validation: Sequence[Any] = (),
 ) -> EngineResult:
     """Trains `model` (an HF Llama/Mistral/Qwen2 causal LM, or a PeftModel around one) in place.
 
     LoRA mode attaches a PEFT adapter when the model has none; read the trained adapter from the
     PeftModel this returns in `result.settings["peft_model"]` (single process) or
     `result.adapter_state` (several GPUs). `engine_model` lets a caller pass a pre-built (for
-    example meta-initialised and sharded) PackedCausalLM instead."""
+    example meta-initialised and sharded) PackedCausalLM instead. `validation` examples (same
+    forms as `examples`) get a loss every `config.eval_every` steps and after the last one."""
     cfg = config or EngineConfig()
     info = dist.dist_info()
     say = log if log is not None else (print if info.is_main else (lambda _m: None))
@@ -59,6 +62,7 @@ def train_sft(
     token_examples = [to_token_example(e, tokenizer, max_len=cfg.seq_len) for e in examples]
     if not token_examples:
         raise TrainError("engine: no examples to train on")
+    validation_examples = [to_token_example(e, tokenizer, max_len=cfg.seq_len) for e in validation]
     pad_id = _pad_id(tokenizer)
 
     if engine_model is None:
@@ -105,6 +109,10 @@ def train_sft(
 
     lengths = [len(e) for e in token_examples]
     rows_per_step = cfg.rows_per_step or micro_rows * info.world_size
+    # A micro-batch larger than this rank's share of a step would be filled up with empty rows.
+    rank_share = -(-rows_per_step // info.world_size)
+    if cfg.micro_batch_rows is None:
+        micro_rows = min(micro_rows, rank_share)
     steps = plan_steps(lengths, cfg.seq_len, rows_per_step, cfg.epochs, cfg.seed, cfg.shuffle)
     if cfg.max_steps is not None:
         steps = steps[: cfg.max_steps]
@@ -121,8 +129,10 @@ def train_sft(
     )
 
     losses: list[torch.Tensor] = []
+    validation_losses: list[tuple[int, float]] = []
     useful = labelled = row_tokens = timed_useful = 0
     timed_flops = 0.0
+    timed_eval_s = 0.0  # validation inside the timed window, taken back out of the throughput
     t_start = time.perf_counter()
     t_timed = t_start
     if cuda:
@@ -162,7 +172,7 @@ def train_sft(
                 info.world_size,
             )
             if new is not plan:
-                plan, micro_rows = new, new.micro_batch_rows
+                plan, micro_rows = new, min(new.micro_batch_rows, rank_share)
                 engine.checkpoint_layers = new.checkpoint_layers
                 say(new.explain())
         if s + 1 == cfg.timing_warmup_steps:
@@ -174,10 +184,19 @@ def train_sft(
             timed_flops += step_flops(shape, docs, n_lab, lora_rank)
         if (s + 1) % cfg.log_every == 0 or s + 1 == len(steps):
             say(f"step {s + 1}/{len(steps)} loss {float(losses[-1]):.4f} lr {scheduler.get_last_lr()[0]:.2e}")
+        if validation_examples and (
+            (cfg.eval_every and (s + 1) % cfg.eval_every == 0) or s + 1 == len(steps)
+        ):
+            t_eval = time.perf_counter()
+            val = _validation_loss(engine, validation_examples, micro_rows, cfg, pad_id, info)
+            validation_losses.append((s + 1, val))
+            say(f"step {s + 1}/{len(steps)} validation loss {val:.4f}")
+            if s + 1 >= cfg.timing_warmup_steps:
+                timed_eval_s += time.perf_counter() - t_eval
         s += 1
     _sync(cuda)
     t_end = time.perf_counter()
-    timed_seconds = t_end - t_timed if len(steps) > cfg.timing_warmup_steps else 0.0
+    timed_seconds = t_end - t_timed - timed_eval_s if len(steps) > cfg.timing_warmup_steps else 0.0
 
     result = EngineResult(
         steps=len(steps),
@@ -192,6 +211,8 @@ def train_sft(
         peak_memory_bytes=torch.cuda.max_memory_allocated(info.device) if cuda else 0,
         world_size=info.world_size,
         plan=plan,
+        validation_losses=validation_losses,
+        step_examples=[[i for row in step_rows for i in row] for step_rows in steps],
         settings={
             "micro_batch_rows": micro_rows,
             "checkpoint_layers": engine.checkpoint_layers,
@@ -233,6 +254,25 @@ def _train_step(
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     return dist.all_reduce_sum(total, info.world_size), n_lab
+
+
+@torch.no_grad()
+def _validation_loss(
+    engine: PackedCausalLM,
+    examples: list[TokenExample],
+    micro_rows: int,
+    cfg: EngineConfig,
+    pad_id: int,
+    info: dist.DistInfo,
+) -> float:
+    """Mean loss per labelled token over all validation examples (packed like training, no
+    shuffle); every rank runs the same number of forward passes, as FSDP2's collectives need."""
+    rows = pack_rows([len(e) for e in examples], cfg.seq_len)
+    n_lab = sum(sum(examples[i].labelled[1:]) for row in rows for i in row)
+    total = torch.zeros((), dtype=torch.float32, device=info.device)
+    for batch_rows in micro_batches(rows, micro_rows, info.rank, info.world_size):
+        total += _forward(engine, build_batch(examples, batch_rows, cfg.seq_len, pad_id), info.device).float()
+    return float(dist.all_reduce_sum(total, info.world_size)) / max(n_lab, 1)
 
 
 def _forward(engine: PackedCausalLM, batch: PackedBatch, device: torch.device) -> torch.Tensor:
