@@ -152,12 +152,12 @@ def load_tokenizer(folder: Path) -> Any:
         raise ModelError(f"cannot load a tokenizer from {folder}: {exc}") from exc
 
 
-def load_causal_lm(folder: Path) -> Any:
+def load_causal_lm(folder: Path, dtype: str = "float32") -> Any:
     from transformers import AutoModelForCausalLM
 
     _quiet_transformers()
     try:
-        model = AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True, dtype="float32")
+        model = AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True, dtype=dtype)
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load a causal LM from {folder}: {exc}") from exc
     model.eval()

@@ -45,6 +45,12 @@ class SftSpec(_Strict):
     """How to fine-tune a causal LM on conversations. Defaults fit SmolLM2-135M on 2 CPU cores."""
 
     method: Literal["lora", "full"] = Field("lora", description="lora: train adapters; full: every weight.")
+    engine: Literal["auto", "trl", "tunegate"] = Field(
+        "auto",
+        description="Training path. trl: TRL's SFTTrainer (checkpoints, --resume); tunegate: tunegate's "
+        "packed engine (fast on GPUs, eager on CPU; refused settings are errors naming the key); auto: "
+        "the engine when CUDA is present and it accepts the spec, else trl. `--gpus N` needs the engine.",
+    )
     lora: LoraSpec = Field(default_factory=LoraSpec)
     max_length: int = Field(
         384, ge=16, le=131072, description="Tokens per conversation; longer are truncated."

@@ -59,6 +59,7 @@ class SftResult:
     resumed_from_step: int | None
     log_history: list[dict[str, float]] = field(default_factory=list)
     consumed: dict[int, list[str]] = field(default_factory=dict)
+    engine: dict[str, Any] = field(default_factory=lambda: {"name": "trl"})  # recorded in the lineage
 
 
 class _RecordingSFTTrainer(SFTTrainer):
@@ -144,7 +145,6 @@ def train_sft(
     on_step: StepFn | None = None,
 ) -> SftResult:
     """Train; with resume=True continue from the newest complete checkpoint under run_dir (if any)."""
-    from peft import LoraConfig
     from transformers import set_seed
 
     if not train_rows:
@@ -160,17 +160,7 @@ def train_sft(
     model = load_causal_lm(base_path)
     model.config.use_cache = False  # a cache would turn off the packed-sequence mask (masking_utils)
     model.train()
-    peft_config = None
-    if config.method == "lora":
-        peft_config = LoraConfig(
-            r=config.lora.r,
-            lora_alpha=config.lora.alpha,
-            lora_dropout=config.lora.dropout,
-            target_modules=list(config.lora.targets),
-            layers_to_transform=_top_layers(model, config.lora.top_layers),
-            task_type="CAUSAL_LM",
-            bias="none",
-        )
+    peft_config = lora_config(config, model) if config.method == "lora" else None
     log = ConsumedLog([r.example_id for r in train_rows])
     if checkpoint is not None:
         log.load(checkpoint / CONSUMED)
@@ -210,6 +200,21 @@ def train_sft(
         resumed_from_step=_step_of(checkpoint),
         log_history=history,
         consumed=log.up_to(trainer.state.global_step),
+    )
+
+
+def lora_config(config: SftSpec, model: Any) -> Any:
+    """The spec's PEFT LoraConfig (both training paths attach adapters from this)."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=config.lora.r,
+        lora_alpha=config.lora.alpha,
+        lora_dropout=config.lora.dropout,
+        target_modules=list(config.lora.targets),
+        layers_to_transform=_top_layers(model, config.lora.top_layers),
+        task_type="CAUSAL_LM",
+        bias="none",
     )
 
 

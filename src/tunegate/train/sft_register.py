@@ -3,7 +3,8 @@
 The recipe a user runs with `tunegate train` on a `task: sft` spec, top to bottom: refuse data with
 blockers; resolve the base model (packaged GGUF converted once into the workspace cache, or a local
 folder); take the chat template from the base tokenizer; hold out the validation conversations;
-tokenize (assistant-only labels; the end-of-turn check); train (`sft.train_sft`); write the artifact
+tokenize (assistant-only labels; the end-of-turn check); train with TRL (`sft.train_sft`) or tunegate's
+engine (`sft_engine`, chosen by `sft.engine`; the lineage says which and its memory plan); write the artifact
 (adapter or weights as safetensors, tokenizer, the exact template, the training log and the
 consumed-examples log) into the content-addressed store; register a version with the same lineage
 keys as the classifier plus what SFT adds.
@@ -27,15 +28,29 @@ from tunegate.data.chat_check import ChatDataReport, check_chat_data
 from tunegate.errors import DataError
 from tunegate.models.causal_lm import BASE_INFO, PACKAGED_CAUSAL_LMS, load_tokenizer, resolve_causal_lm
 from tunegate.models.chat_template import template_of
+from tunegate.spec import Spec
 from tunegate.spec.load import LoadedSpec
 from tunegate.store import Store, VersionRecord
 from tunegate.train.lineage import base_lineage
-from tunegate.train.sft import save_sft_artifact, train_sft
-from tunegate.train.sft_data import split_validation, tokenize_for_training
+from tunegate.train.sft import SftResult, save_sft_artifact, train_sft
+from tunegate.train.sft_data import TrainingRow, split_validation, tokenize_for_training
+from tunegate.train.sft_engine import choose_engine, read_base_config, train_sft_engine
 
 
 def run_dir_for(store: Store, loaded: LoadedSpec, data_fingerprint: str) -> Path:
     return store.workspace.runs_dir / f"{loaded.spec.name}-{loaded.sha256[:12]}-{data_fingerprint[:12]}"
+
+
+def checked_report(loaded: LoadedSpec, store: Store, report: ChatDataReport | None = None) -> ChatDataReport:
+    """The data check's report (run now unless given); raises DataError when it found blockers."""
+    if report is None:
+        report = check_chat_data(loaded, store.workspace.cache_dir)
+    if report.blockers:
+        raise DataError(
+            "data check found blockers; fix them or run `tunegate data check` for details:\n  "
+            + "\n  ".join(report.blockers)
+        )
+    return report
 
 
 def train_sft_version(
@@ -44,15 +59,12 @@ def train_sft_version(
     console: Console,
     report: ChatDataReport | None = None,
     resume: bool = False,
-) -> VersionRecord:
+    processes: int = 1,
+) -> VersionRecord | None:
+    """Train and register; `processes` > 1 only inside `accelerate launch` (see sft_launch), where
+    every rank calls this and only rank 0 writes the artifact and returns the version."""
     spec = loaded.spec
-    if report is None:
-        report = check_chat_data(loaded, store.workspace.cache_dir)
-    if report.blockers:
-        raise DataError(
-            "data check found blockers; fix them or run `tunegate data check` for details:\n  "
-            + "\n  ".join(report.blockers)
-        )
+    report = checked_report(loaded, store, report)
     base_path = resolve_causal_lm(spec.base_model, store.workspace.cache_dir, loaded.root)
     tokenizer = load_tokenizer(base_path)
     template = template_of(tokenizer, spec.sft.end_of_turn_token, name=f"chat template of {spec.base_model}")
@@ -66,41 +78,28 @@ def train_sft_version(
     for note in notes + val_notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False)
 
-    run_dir = run_dir_for(store, loaded, report.fingerprint)
-    if not resume:
-        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # a fresh run never mixes with an old one
-    run_info = {
-        "spec_sha256": loaded.sha256,
-        "data_fingerprint": report.fingerprint,
-        "template": template.sha256,
-    }
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(),
+    choice = choose_engine(
+        spec.sft, read_base_config(base_path), resume=resume, cuda=_cuda(), processes=processes
     )
-    with Progress(*columns, console=console) as progress:
-        task = progress.add_task(f"train {spec.name} ({spec.sft.method})", total=None, info="")
+    console.print(f"training path: {choice.name} ({choice.reason})", highlight=False)
+    if choice.name == "tunegate":
 
-        def on_step(step: int, total: int, logs: dict[str, float]) -> None:
-            info = " ".join(f"{k} {logs[k]:.3f}" for k in ("loss", "eval_loss") if k in logs)
-            progress.update(task, completed=step, total=total, info=info)
+        def say(line: str) -> None:
+            console.print(line, highlight=False, markup=False)
 
-        result = train_sft(
-            rows,
-            val_rows,
-            base_path,
-            tokenizer,
-            spec.sft,
-            run_dir,
-            resume=resume,
-            run_info=run_info,
-            on_step=on_step,
+        result = train_sft_engine(rows, val_rows, base_path, tokenizer, spec.sft, log=say)
+        if result.model is None:  # a rank other than 0 of a distributed run: rank 0 registers
+            return None
+    else:
+        run_info = {
+            "spec_sha256": loaded.sha256,
+            "data_fingerprint": report.fingerprint,
+            "template": template.sha256,
+        }
+        run_dir = run_dir_for(store, loaded, report.fingerprint)
+        result = _train_with_trl(
+            spec, console, rows, val_rows, base_path, tokenizer, run_dir, run_info, resume
         )
-    if result.resumed_from_step:
-        console.print(f"resumed from the checkpoint at step {result.resumed_from_step}")
 
     lineage = base_lineage(
         base_model=spec.base_model,
@@ -126,6 +125,7 @@ def train_sft_version(
         base_weights=base_info,
         final_eval_loss=_last(result.log_history, "eval_loss"),
         final_train_loss=_last(result.log_history, "loss"),
+        engine=result.engine,
     )
     # A packaged base is named (any machine can resolve it); a local folder is recorded by absolute path,
     # so loading the artifact does not depend on the directory the spec was in.
@@ -158,6 +158,56 @@ def train_sft_version(
         f"{result.wall_s:.1f} s, ${lineage['cost_usd']:.5f}"
     )
     return version
+
+
+def _train_with_trl(
+    spec: Spec,
+    console: Console,
+    rows: list[TrainingRow],
+    val_rows: list[TrainingRow],
+    base_path: Path,
+    tokenizer: Any,
+    run_dir: Path,
+    run_info: dict[str, Any],
+    resume: bool,
+) -> SftResult:
+    """TRL's SFTTrainer with checkpoints in the run folder and a progress bar."""
+    if not resume:
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # a fresh run never mixes with an old one
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task(f"train {spec.name} ({spec.sft.method})", total=None, info="")
+
+        def on_step(step: int, total: int, logs: dict[str, float]) -> None:
+            info = " ".join(f"{k} {logs[k]:.3f}" for k in ("loss", "eval_loss") if k in logs)
+            progress.update(task, completed=step, total=total, info=info)
+
+        result = train_sft(
+            rows,
+            val_rows,
+            base_path,
+            tokenizer,
+            spec.sft,
+            run_dir,
+            resume=resume,
+            run_info=run_info,
+            on_step=on_step,
+        )
+    if result.resumed_from_step:
+        console.print(f"resumed from the checkpoint at step {result.resumed_from_step}")
+    return result
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def _last(history: list[dict[str, Any]], key: str) -> float | None:
