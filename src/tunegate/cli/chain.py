@@ -79,8 +79,17 @@ def train(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue from the newest complete checkpoint (task sft).")
     ] = False,
+    gpus: Annotated[
+        int | None,
+        typer.Option(
+            "--gpus",
+            help="Task sft: train on N GPUs of this machine, one process each, started by accelerate "
+            "(tunegate's engine, FSDP2).",
+        ),
+    ] = None,
 ) -> None:
     """Train the spec's model and register it as a candidate version."""
+    from tunegate.errors import TrainError
     from tunegate.pipeline import train_step
     from tunegate.spec import load_spec
     from tunegate.store import open_store
@@ -89,7 +98,9 @@ def train(
     if loaded.spec.task == "sft":
         from tunegate.pipeline_sft import train_sft_step
 
-        version = train_sft_step(loaded, open_store(workspace), console, resume=resume)
+        version = train_sft_step(loaded, open_store(workspace), console, resume=resume, gpus=gpus)
+    elif gpus is not None:
+        raise TrainError(f"--gpus applies to task sft; {loaded.spec.name} is a {loaded.spec.task!r} spec")
     else:
         version = train_step(loaded, open_store(workspace), console)
     console.print(f"registered [bold]{version.ref}[/] (candidate)")
