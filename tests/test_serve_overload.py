@@ -10,6 +10,8 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -64,14 +66,17 @@ def test_a_request_over_its_timeout_gets_504_not_a_hang(store) -> None:
     assert r.status_code == 504 and r.json()["error"]["code"] == "timeout"
 
 
-def test_sigterm_lets_in_flight_requests_finish(store, tmp_path) -> None:
+@contextmanager
+def serve_process(store, *options: str):  # -> Iterator[(process, url)]
+    """`tunegate serve` as its own process on a free port, once it answers /health/ready."""
     port = free_port()
     env = {**os.environ, "TUNEGATE_WORKSPACE": str(store.workspace.root)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "tunegate", "serve", "--port", str(port), "--no-auth"],
+        [sys.executable, "-m", "tunegate", "serve", "--port", str(port), "--no-auth", *options],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -82,7 +87,31 @@ def test_sigterm_lets_in_flight_requests_finish(store, tmp_path) -> None:
                     break
             except httpx.TransportError:
                 time.sleep(0.2)
-            assert time.monotonic() < deadline and process.poll() is None
+            if process.poll() is not None:
+                raise AssertionError(f"tunegate serve exited {process.returncode}: {process.stderr.read()}")
+            assert time.monotonic() < deadline
+        yield process, url
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(60)
+
+
+def test_serve_applies_the_serve_section_of_spec(store, tmp_path) -> None:
+    spec = Path(__file__).parents[1] / "examples" / "support-intents" / "tunegate.yaml"
+    text = spec.read_text().replace("name: support-intents", "name: tickets")
+    (tmp_path / "tunegate.yaml").write_text(
+        text + "\nserve:\n  max_input_tokens: 8\n  encoder_sub_batch: 4\n"
+    )
+    with serve_process(store, "--spec", str(tmp_path / "tunegate.yaml"), "--no-monitor") as (_, url):
+        short = httpx.post(f"{url}/v1/classify", json={"model": "tickets", "input": ["my parcel"] * 6})
+        long = httpx.post(f"{url}/v1/classify", json={"model": "tickets", "input": [LONG]})
+    assert short.status_code == 200 and len(short.json()["results"]) == 6
+    assert long.status_code == 400 and "8" in long.json()["error"]["message"]
+
+
+def test_sigterm_lets_in_flight_requests_finish(store) -> None:
+    with serve_process(store) as (process, url):
         results: list[int] = []
 
         def send() -> None:
@@ -99,7 +128,4 @@ def test_sigterm_lets_in_flight_requests_finish(store, tmp_path) -> None:
             t.join(120)
         # uvicorn re-raises the signal once it has shut down cleanly, so the exit status is SIGTERM's.
         assert process.wait(60) in (0, -signal.SIGTERM)
-    finally:
-        if process.poll() is None:
-            process.kill()
     assert results == [200] * 6

@@ -41,7 +41,9 @@ def serve(
 
     store = open_store(workspace)
     loaded = load_spec(spec) if spec is not None else None
-    settings = settings_for(store, loaded, models=model or (), require_api_key=False if no_auth else None)
+    settings = settings_for(
+        store, loaded.spec if loaded else None, models=model or (), require_api_key=False if no_auth else None
+    )
     observers = []
     if loaded is not None and monitor:
         from tunegate.monitor import start_monitor
