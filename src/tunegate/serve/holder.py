@@ -82,9 +82,15 @@ class Deployment:
     canary_draws: random.Random = field(default_factory=random.Random)
 
 
-def classify_texts(classifier: TextClassifier, texts: list[str]) -> list[TextResult]:
-    """The batch function: one encoder forward for every text, then the float64 head."""
-    embeddings = classifier.embed(texts, batch_size=max(1, len(texts)))
+def classify_texts(classifier: TextClassifier, texts: list[str], sub_batch: int = 16) -> list[TextResult]:
+    """The batch function: the encoder over every text, then the float64 head.
+
+    sentence-transformers sorts the texts by length and runs forwards of `sub_batch` texts, each padded
+    only to its own longest text. Micro-batches mix 10- and 60-token tickets; one forward over all of
+    them pads every text to the longest, which measured about half as fast per text (2026-12-02, 32
+    tickets of 9-59 tokens, one core: 45 texts/s in one forward vs 87 in forwards of 16).
+    """
+    embeddings = classifier.embed(texts, batch_size=max(1, min(len(texts), sub_batch)))
     probabilities = classifier.head.probabilities(embeddings)
     return [TextResult(e, p) for e, p in zip(embeddings, probabilities, strict=True)]
 
@@ -195,7 +201,7 @@ class ModelHolder:
         if served.classifier is not None:
             classifier = served.classifier
             served.batcher = MicroBatcher(
-                lambda texts: classify_texts(classifier, texts),
+                lambda texts: classify_texts(classifier, texts, self.settings.encoder_sub_batch),
                 self.executor,
                 max_items=self.settings.batch_max_items,
                 max_wait_ms=self.settings.batch_max_wait_ms,

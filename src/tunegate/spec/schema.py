@@ -80,6 +80,12 @@ class TrainSpec(_Strict):
     batch_size: int = Field(32, ge=2, description="Texts per optimisation step.")
     learning_rate: float = Field(1e-4, gt=0, lt=1, description="Encoder learning rate (AdamW).")
     max_length: int = Field(128, ge=8, le=8192, description="Tokens per text; longer texts are truncated.")
+    inference_dtype: Literal["float32", "bfloat16"] = Field(
+        "float32",
+        description="Number format of the encoder wherever the classifier runs (eval, predict, serve): "
+        "bfloat16 about doubles batched CPU throughput on CPUs with AVX512-BF16/AMX; the gate measures "
+        "quality in this format.",
+    )
 
 
 class EvalSpec(_Strict):
@@ -158,6 +164,12 @@ class ServeSpec(_Strict):
     batch_max_items: int = Field(32, ge=1, description="Micro-batching: most texts in one forward pass.")
     batch_max_wait_ms: float = Field(
         4.0, ge=0, description="Micro-batching: longest a text waits for others to join its batch."
+    )
+    encoder_sub_batch: int = Field(
+        16,
+        ge=1,
+        description="Texts per encoder forward inside a micro-batch: the batch is sorted by length and cut "
+        "into forwards of at most this many, so short texts are not padded to the longest.",
     )
     require_api_key: bool = Field(True, description="Refuse /v1 requests without a valid API key (401).")
 

@@ -31,7 +31,7 @@ import numpy as np
 
 from tunegate.data.examples import Example
 from tunegate.errors import TrainError
-from tunegate.models import LinearHead, TextClassifier, load_encoder, softmax
+from tunegate.models import LinearHead, TextClassifier, inference_autocast, load_encoder, softmax
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,7 @@ class FewShotConfig:
     logit_scale: float = 20.0  # cosine-softmax temperature of the stage-one head
     head_c: float = 10.0  # inverse L2 strength of the logistic-regression head
     device: str = "cpu"  # "cuda" trains on a GPU; the stored classifier always runs on the CPU
+    inference_dtype: str = "float32"  # the stored classifier's matmul format; the head is fit in it too
 
 
 @dataclass
@@ -173,8 +174,8 @@ def train_fewshot(
     encoder.eval()
 
     # Stage two: logistic regression on the adapted embeddings, temperature from out-of-fold logits.
-    with torch.no_grad():
-        adapted = _encode(encoder, texts, config.batch_size).cpu().numpy().astype(np.float64)
+    with torch.no_grad(), inference_autocast(config.inference_dtype, encoder.device.type):
+        adapted = _encode(encoder, texts, config.batch_size).float().cpu().numpy().astype(np.float64)
     encoder.to("cpu")
     weight, bias = _fit_head(adapted, np.asarray(y), len(labels), config.head_c, config.seed)
     temperature = _fit_temperature(adapted, np.asarray(y), len(labels), config.head_c, config.seed)
@@ -183,7 +184,12 @@ def train_fewshot(
         LinearHead(weight, bias, temperature),
         labels,
         config.max_length,
-        info={"method": "fewshot", "logit_scale": config.logit_scale, "head_c": config.head_c},
+        info={
+            "method": "fewshot",
+            "logit_scale": config.logit_scale,
+            "head_c": config.head_c,
+            "inference_dtype": config.inference_dtype,
+        },
     )
     return TrainResult(classifier, time.perf_counter() - started, step, epochs, losses, temperature)
 
