@@ -195,7 +195,8 @@ def test_which_path_trains_what(project: Path) -> None:
     # auto: the engine only with CUDA, and only for what it accepts; else TRL with the reason.
     assert choose_engine(SftSpec(**lora0), tiny, resume=False, cuda=False).name == "trl"
     assert choose_engine(SftSpec(**lora0), tiny, resume=False, cuda=True).name == "tunegate"
-    fallback = choose_engine(SftSpec(), tiny, resume=False, cuda=True)  # default dropout 0.05
+    assert choose_engine(SftSpec(), tiny, resume=False, cuda=True).name == "tunegate"  # default dropout 0
+    fallback = choose_engine(SftSpec(lora={"dropout": 0.05}), tiny, resume=False, cuda=True)
     assert fallback.name == "trl" and "sft.lora.dropout" in fallback.reason
     assert choose_engine(SftSpec(**lora0), tiny, resume=True, cuda=True).name == "trl"
     # tunegate: refusals are errors naming the key.

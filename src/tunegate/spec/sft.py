@@ -27,7 +27,11 @@ class LoraSpec(_Strict):
 
     r: int = Field(16, ge=1, le=1024, description="Rank of each adapter.")
     alpha: int = Field(32, ge=1, description="Scaling numerator: the update is scaled by alpha / r.")
-    dropout: Fraction = Field(0.05, description="Dropout on the adapter input during training.")
+    dropout: Fraction = Field(
+        0.0,
+        description="Dropout on the adapter input during training (0: PEFT's default; above 0 the GPU engine "
+        "is not used, see docs/sft.md).",
+    )
     targets: list[str] = Field(
         default_factory=lambda: list(DEFAULT_LORA_TARGETS),
         min_length=1,
