@@ -24,6 +24,7 @@ from tunegate.errors import DataError, EvalError, GateError
 from tunegate.evaluate import evaluate_classifier
 from tunegate.gate import decide, print_verdict, render_gate_report
 from tunegate.models import resolve_encoder
+from tunegate.progress import StepProgress
 from tunegate.registry.resolve import load_model
 from tunegate.review import authenticate
 from tunegate.spec import LoadedSpec, Spec
@@ -34,7 +35,7 @@ from tunegate.train.lineage import base_lineage, current_user
 
 
 def _progress(console: Console) -> Progress:
-    return Progress(
+    return StepProgress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),

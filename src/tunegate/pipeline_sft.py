@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from tunegate.data.chat_check import ChatDataReport, check_chat_data
@@ -24,6 +24,7 @@ from tunegate.models import load_encoder, resolve_encoder
 from tunegate.models.causal_lm import ChatModel, load_base_chat_model, load_chat_model
 from tunegate.models.export import export_adapter, export_merged
 from tunegate.pipeline import record_gate
+from tunegate.progress import StepProgress
 from tunegate.spec import LoadedSpec, Spec
 from tunegate.store import EvaluationRecord, GateRecord, Store, VersionRecord, evidence_sha256
 from tunegate.train.sft_launch import check_devices, launch_sft_training
@@ -84,7 +85,7 @@ def eval_sft_step(
     )
     encoder = load_encoder(resolve_encoder(VOICE_ENCODER), max_length=256) if spec.voice.exemplars else None
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console) as progress:
+    with StepProgress(*columns, console=console) as progress:
         tasks: dict[str, Any] = {}
 
         def on_progress(what: str, done: int, total: int) -> None:

@@ -23,7 +23,6 @@ from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
-    Progress,
     SpinnerColumn,
     TextColumn,
     TimeElapsedColumn,
@@ -42,6 +41,7 @@ from tunegate.evaluate.cost import cost_summary
 from tunegate.evaluate.latency import measure_latency
 from tunegate.evaluate.metrics import CONFIDENCE_LEVEL, paired_macro_f1_delta, score_classification
 from tunegate.evaluate.slices import slice_metrics
+from tunegate.progress import StepProgress
 from tunegate.spec.schema import Spec
 
 
@@ -118,7 +118,7 @@ def evaluate_classifier(
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=console, disable=not progress, transient=False) as bar:
+    with StepProgress(*columns, console=console, disable=not progress, transient=False) as bar:
         task = bar.add_task(suites[0], total=len(suites))
 
         def done(suite: str, started: float) -> None:

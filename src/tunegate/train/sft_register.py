@@ -22,12 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
 from tunegate.data.chat_check import ChatDataReport, check_chat_data
 from tunegate.errors import DataError
 from tunegate.models.causal_lm import BASE_INFO, PACKAGED_CAUSAL_LMS, load_tokenizer, resolve_causal_lm
 from tunegate.models.chat_template import template_of
+from tunegate.progress import StepProgress
 from tunegate.spec import Spec
 from tunegate.spec.load import LoadedSpec
 from tunegate.store import Store, VersionRecord
@@ -181,7 +182,7 @@ def _train_with_trl(
         TextColumn("{task.fields[info]}"),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=console) as progress:
+    with StepProgress(*columns, console=console) as progress:
         task = progress.add_task(f"train {spec.name} ({spec.sft.method})", total=None, info="")
 
         def on_step(step: int, total: int, logs: dict[str, float]) -> None:
