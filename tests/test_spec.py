@@ -8,7 +8,7 @@ import pytest
 
 from tunegate.errors import SpecError
 from tunegate.spec import load_spec, parse_spec
-from tunegate.spec.starter import STARTER, write_starter
+from tunegate.spec.starter import STARTER, STARTER_SFT, write_starter
 
 VALID = """\
 name: demo
@@ -76,6 +76,8 @@ def test_not_yaml_names_the_line() -> None:
 
 def test_starter_spec_is_valid_and_init_refuses_to_overwrite(tmp_path: Path) -> None:
     parse_spec(STARTER.format(name="starter"))
+    sft = parse_spec(STARTER_SFT.format(name="assistant"))
+    assert sft.task == "sft" and sft.glossary.required == ["Your Product Name"]
     write_starter(tmp_path, name="mine")
     assert load_spec(tmp_path).spec.name == "mine"
     with pytest.raises(SpecError, match="exists"):

@@ -20,13 +20,19 @@ app.add_typer(models_app, name="models")
 @app.command()
 def init(
     folder: Annotated[Path, typer.Argument(help="Where to write tunegate.yaml.")] = Path("."),
-    name: Annotated[str, typer.Option(help="Model name.")] = "my-classifier",
+    name: Annotated[
+        str | None, typer.Option(help="Model name (default: my-classifier / my-assistant).")
+    ] = None,
+    task: Annotated[
+        str, typer.Option(help="classify (a text classifier) or sft (chat fine-tuning).")
+    ] = "classify",
     force: Annotated[bool, typer.Option(help="Overwrite an existing spec.")] = False,
 ) -> None:
     """Write a commented starter tunegate.yaml: targets first, then data and training."""
     from tunegate.spec.starter import write_starter
 
-    path = write_starter(folder, name=name, force=force)
+    default_name = "my-assistant" if task == "sft" else "my-classifier"
+    path = write_starter(folder, name=name or default_name, force=force, task=task)
     console.print(f"wrote {path}: set the targets before you train")
 
 

