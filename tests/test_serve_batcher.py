@@ -117,3 +117,25 @@ def test_close_finishes_queued_jobs() -> None:
             return [p.result() for p in pending]
 
     assert asyncio.run(main()) == [[i * 10] for i in range(6)]
+
+
+def test_two_workers_run_two_batches_at_once_and_results_stay_with_their_callers() -> None:
+    both_running = threading.Barrier(2, timeout=10)  # passes only if two batches are inside fn together
+    calls: list[list[int]] = []
+
+    def fn(items: list[int]) -> list[int]:
+        calls.append(list(items))
+        if len(calls) <= 2:
+            both_running.wait()
+        return [x * 10 for x in items]
+
+    async def main() -> list[list[int]]:
+        with ThreadPoolExecutor(2) as pool:
+            batcher = MicroBatcher(fn, pool, max_items=4, max_wait_ms=0, max_concurrent=2)
+            results = await asyncio.gather(*(batcher.submit([i]) for i in range(16)))
+            await batcher.close()
+            return results
+
+    assert asyncio.run(main()) == [[i * 10] for i in range(16)]
+    assert sorted(x for c in calls for x in c) == list(range(16))
+    assert max(len(c) for c in calls) <= 4

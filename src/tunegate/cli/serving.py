@@ -32,7 +32,7 @@ def serve(
     ] = 30.0,
 ) -> None:
     """Serve production versions over HTTP: classify, OpenAI chat and embeddings, feedback, metrics."""
-    from tunegate.serve.run import configure_threads, run_server, settings_for
+    from tunegate.serve.run import configure_threads, run_server, settings_for, split_cores
 
     configure_threads()  # before anything imports torch
     from tunegate.serve import create_app
@@ -44,6 +44,7 @@ def serve(
     settings = settings_for(
         store, loaded.spec if loaded else None, models=model or (), require_api_key=False if no_auth else None
     )
+    split_cores(settings.inference_workers)
     observers = []
     if loaded is not None and monitor:
         from tunegate.monitor import start_monitor

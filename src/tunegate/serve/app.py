@@ -70,7 +70,7 @@ def create_app(store: Store, settings: ServeSettings, observers: Sequence[Observ
         holder=None,  # type: ignore[arg-type]  # set below: the holder needs the executor
         signals=HumanSignals(store.meta.engine),
         metrics=metrics,
-        inference=ThreadPoolExecutor(1, thread_name_prefix="inference"),
+        inference=ThreadPoolExecutor(settings.inference_workers, thread_name_prefix="inference"),
         generation=ThreadPoolExecutor(1, thread_name_prefix="generation"),
         observers=list(observers),
     )

@@ -8,14 +8,16 @@ its slice of the results. It waits only while more requests are in flight than i
 (`inflight_hint`), so one client at a time pays no waiting; under load, jobs that arrive while a batch
 runs form the next one.
 
-Not a scheduler: one batch runs at a time per batcher, jobs run in arrival order, and a job whose caller
-gave up (timeout, disconnect) is dropped before its batch runs. Written by hand because the serving
+Not a scheduler: at most `max_concurrent` batches run at a time per batcher (one per inference worker;
+the next batch forms while they run), jobs start in arrival order, and a job whose caller gave up
+(timeout, disconnect) is dropped before its batch runs. Written by hand because the serving
 libraries that batch (Triton, TorchServe, Ray Serve) are separate servers, not a 100-line component.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
@@ -43,6 +45,7 @@ class MicroBatcher:
         max_wait_ms: float = 4.0,
         on_batch: Callable[[int], None] | None = None,
         inflight_hint: Callable[[], int] | None = None,
+        max_concurrent: int = 1,
     ) -> None:
         self.fn = fn
         self.executor = executor
@@ -53,9 +56,14 @@ class MicroBatcher:
         self._queue: asyncio.Queue[_Job | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self.batches_run = 0
+        self.max_concurrent = max_concurrent
+        self._slots: asyncio.Semaphore | None = None  # made on the loop that runs the batcher
+        self._running: set[asyncio.Task[None]] = set()
+        self._jobs_running = 0  # jobs inside running batches: in flight, but not coming to this one
 
     def start(self) -> None:
         if self._task is None:
+            self._slots = asyncio.Semaphore(self.max_concurrent)
             self._task = asyncio.get_running_loop().create_task(self._run(), name="micro-batcher")
 
     async def submit(self, items: list[Any]) -> list[Any]:
@@ -76,16 +84,19 @@ class MicroBatcher:
 
     async def _run(self) -> None:
         carry: _Job | None = None
+        assert self._slots is not None
         while True:
             first = carry or await self._queue.get()
             carry = None
             if first is None:
+                await self._finish_running()
                 return
+            await self._slots.acquire()  # a worker is free: this batch takes what has queued meanwhile
             jobs, count, stop = [first], len(first.items), False
             deadline = first.enqueued_s + self.max_wait_s
             while count < self.max_items:
                 remaining = deadline - time.perf_counter()
-                if self.inflight_hint is not None and len(jobs) >= self.inflight_hint():
+                if self.inflight_hint is not None and len(jobs) + self._jobs_running >= self.inflight_hint():
                     remaining = 0  # nobody else is coming: take what is queued, wait for nothing
                 try:
                     # Whatever is already queued joins without waiting; otherwise wait out the deadline.
@@ -104,10 +115,24 @@ class MicroBatcher:
                     break
                 jobs.append(job)
                 count += len(job.items)
-            await self._run_batch(jobs)
+            self._jobs_running += len(jobs)
+            task = asyncio.get_running_loop().create_task(self._run_batch(jobs))
+            self._running.add(task)
+            task.add_done_callback(functools.partial(self._batch_done, jobs=len(jobs)))
             if stop:
+                await self._finish_running()
                 await self._drain()
                 return
+
+    def _batch_done(self, task: asyncio.Task[None], *, jobs: int) -> None:
+        self._running.discard(task)
+        self._jobs_running -= jobs
+        assert self._slots is not None
+        self._slots.release()
+
+    async def _finish_running(self) -> None:
+        if self._running:
+            await asyncio.gather(*self._running)
 
     async def _drain(self) -> None:
         while not self._queue.empty():

@@ -30,7 +30,7 @@ class ServeContext:
     holder: ModelHolder
     signals: HumanSignals
     metrics: ServeMetrics
-    inference: ThreadPoolExecutor  # encoder forwards: one at a time, torch uses the cores inside it
+    inference: ThreadPoolExecutor  # encoder forwards: serve.inference_workers at a time
     generation: ThreadPoolExecutor  # chat generation, so a long answer never blocks classification
     observers: list[Observer] = field(default_factory=list)
     recent: OrderedDict[str, str] = field(default_factory=OrderedDict)

@@ -207,6 +207,7 @@ class ModelHolder:
                 max_wait_ms=self.settings.batch_max_wait_ms,
                 on_batch=self.on_batch,
                 inflight_hint=self.inflight_hint,
+                max_concurrent=self.settings.inference_workers,
             )
             served.batcher.start()
         return served

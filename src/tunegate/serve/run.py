@@ -30,6 +30,16 @@ def configure_threads() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+def split_cores(workers: int) -> int:
+    """torch threads per inference worker: the cores this process may use, shared out between workers."""
+    import torch
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    threads = max(1, cores // workers)
+    torch.set_num_threads(threads)
+    return threads
+
+
 def store_authenticator(store: Store, cache_s: float = 5.0) -> Authenticator:
     """Key -> user name via the workspace's users; a revoked key stops working within `cache_s`."""
     cache: dict[str, tuple[float, str | None]] = {}

@@ -165,6 +165,13 @@ class ServeSpec(_Strict):
     batch_max_wait_ms: float = Field(
         4.0, ge=0, description="Micro-batching: longest a text waits for others to join its batch."
     )
+    inference_workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Encoder forwards that run at once, each on cores/workers torch threads: small forwards "
+        "use one core each better than two cores together.",
+    )
     encoder_sub_batch: int = Field(
         16,
         ge=1,
