@@ -166,6 +166,15 @@ def test_gpus_without_cuda_or_on_a_classifier_fails_naming_the_flag(
         monkeypatch, capsys, "train", str(classifier), "--workspace", str(tmp_path / "ws"), "--gpus", "1"
     )
     assert code == 2 and "--gpus applies to task sft" in out
+    # tunegate run takes --gpus too, and checks it before the data check starts.
+    code, out = _tunegate(
+        monkeypatch, capsys, "run", str(project), "--workspace", str(tmp_path / "ws"), "--gpus", "2"
+    )
+    assert code == 2 and "--gpus 2 needs 2 CUDA devices" in out
+    code, out = _tunegate(
+        monkeypatch, capsys, "run", str(classifier), "--workspace", str(tmp_path / "ws"), "--gpus", "1"
+    )
+    assert code == 2 and "--gpus applies to task sft" in out
 
 
 def test_a_failing_rank_is_one_error_naming_it(

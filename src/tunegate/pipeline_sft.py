@@ -140,7 +140,9 @@ def gate_sft_step(loaded: LoadedSpec, store: Store, ref: str | None, console: Co
     return record_gate(store, version, evaluation, verdict, page, json_text, evidence, console)
 
 
-def run_sft(loaded: LoadedSpec, store: Store, console: Console) -> bool:
+def run_sft(loaded: LoadedSpec, store: Store, console: Console, gpus: int | None = None) -> bool:
+    if gpus is not None:
+        check_devices(gpus)  # before the data check: a wrong --gpus should not cost its minutes
     console.rule("data check")
     report = check_sft_step(loaded, console, store)
     report.write(store.workspace.root / "reports" / f"{loaded.spec.name}-data")
@@ -148,7 +150,7 @@ def run_sft(loaded: LoadedSpec, store: Store, console: Console) -> bool:
         console.print("[red]stopped:[/] the data check found blockers")
         return False
     console.rule("train")
-    version = train_sft_step(loaded, store, console, report)
+    version = train_sft_step(loaded, store, console, report, gpus=gpus)
     console.rule("evaluate")
     eval_sft_step(loaded, store, version.ref, console, report)
     console.rule("gate")

@@ -13,6 +13,14 @@ console = Console()
 err_console = Console(stderr=True)
 
 SpecArg = Annotated[Path, typer.Argument(help="tunegate.yaml, or a folder holding one.")]
+GpusOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--gpus",
+        help="Task sft: train on N GPUs of this machine, one process each, started by accelerate "
+        "(tunegate's engine, FSDP2).",
+    ),
+]
 WorkspaceOpt = Annotated[
     Path | None,
     typer.Option("--workspace", "-w", help="Workspace folder (default: $TUNEGATE_WORKSPACE or ./.tunegate)."),

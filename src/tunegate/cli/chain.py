@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from tunegate.cli._common import SpecArg, WorkspaceOpt, app, console
+from tunegate.cli._common import GpusOpt, SpecArg, WorkspaceOpt, app, console
 
 data_app = typer.Typer(no_args_is_help=True, help="Check training and test data before spending compute.")
 models_app = typer.Typer(no_args_is_help=True, help="Registered model versions.")
@@ -78,6 +78,13 @@ def data_check(
         raise typer.Exit(1)
 
 
+def _refuse_gpus(spec: Any, gpus: int | None) -> None:
+    from tunegate.errors import TrainError
+
+    if gpus is not None:
+        raise TrainError(f"--gpus applies to task sft; {spec.name} is a {spec.task!r} spec")
+
+
 @app.command()
 def train(
     spec: SpecArg = Path("."),
@@ -85,17 +92,9 @@ def train(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue from the newest complete checkpoint (task sft).")
     ] = False,
-    gpus: Annotated[
-        int | None,
-        typer.Option(
-            "--gpus",
-            help="Task sft: train on N GPUs of this machine, one process each, started by accelerate "
-            "(tunegate's engine, FSDP2).",
-        ),
-    ] = None,
+    gpus: GpusOpt = None,
 ) -> None:
     """Train the spec's model and register it as a candidate version."""
-    from tunegate.errors import TrainError
     from tunegate.pipeline import train_step
     from tunegate.spec import load_spec
     from tunegate.store import open_store
@@ -105,9 +104,8 @@ def train(
         from tunegate.pipeline_sft import train_sft_step
 
         version = train_sft_step(loaded, open_store(workspace), console, resume=resume, gpus=gpus)
-    elif gpus is not None:
-        raise TrainError(f"--gpus applies to task sft; {loaded.spec.name} is a {loaded.spec.task!r} spec")
     else:
+        _refuse_gpus(loaded.spec, gpus)
         version = train_step(loaded, open_store(workspace), console)
     console.print(f"registered [bold]{version.ref}[/] (candidate)")
 
@@ -155,7 +153,7 @@ def gate(
 
 
 @app.command()
-def run(spec: SpecArg = Path("."), workspace: WorkspaceOpt = None) -> None:
+def run(spec: SpecArg = Path("."), workspace: WorkspaceOpt = None, gpus: GpusOpt = None) -> None:
     """data check -> train -> eval -> gate, stopping at the first blocker."""
     from tunegate.pipeline import run_all
     from tunegate.spec import load_spec
@@ -165,8 +163,9 @@ def run(spec: SpecArg = Path("."), workspace: WorkspaceOpt = None) -> None:
     if loaded.spec.task == "sft":
         from tunegate.pipeline_sft import run_sft
 
-        passed = run_sft(loaded, open_store(workspace), console)
+        passed = run_sft(loaded, open_store(workspace), console, gpus=gpus)
     else:
+        _refuse_gpus(loaded.spec, gpus)
         passed = run_all(loaded, open_store(workspace), console)
     if not passed:
         raise typer.Exit(1)
