@@ -20,7 +20,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from tunegate.serve.chat import TokenPiece
-from tunegate.serve.context import ServeContext, new_request_id, now_s, record
+from tunegate.serve.context import ServeContext, new_request_id, now_s, record, record_route
 from tunegate.serve.errors_http import ApiError
 from tunegate.serve.escalation import needs_review
 from tunegate.serve.holder import Served
@@ -152,15 +152,7 @@ async def chat_completions(body: ChatRequest, request: Request) -> dict[str, Any
         ctx.holder.release(served)
         raise
     request_id = new_request_id("chatcmpl")
-    record(
-        request,
-        endpoint="chat",
-        request_id=request_id,
-        model_ref=served.ref,
-        model_name=served.version.name,
-        route=route,
-        user=user,
-    )
+    record_route(request, endpoint="chat", request_id=request_id, served=served, route=route, user=user)
     created = now_s()
     cancel = threading.Event()
     ctx.remember(request_id, served.ref)
@@ -169,15 +161,9 @@ async def chat_completions(body: ChatRequest, request: Request) -> dict[str, Any
         signal = _escalate(ctx, request_id, served, body, text, logprobs)
         record(
             request,
-            endpoint="chat",
-            request_id=request_id,
-            model_ref=served.ref,
-            model_name=served.version.name,
-            route=route,
             texts=(body.messages[-1].text(),),
             confidences=(signal["mean_logprob"],),
             escalated=int(signal["escalated"]),
-            user=user,
         )
         return signal
 

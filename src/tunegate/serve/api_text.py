@@ -15,7 +15,7 @@ import numpy as np
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from tunegate.serve.context import ServeContext, new_request_id, now_s, record
+from tunegate.serve.context import ServeContext, new_request_id, now_s, record, record_route
 from tunegate.serve.errors_http import ApiError
 from tunegate.serve.escalation import needs_review
 from tunegate.serve.events import FeedbackEvent
@@ -89,15 +89,8 @@ async def classify(body: ClassifyRequest, request: Request) -> dict[str, Any]:
     texts = _texts(body.input)
     request_id = new_request_id()
     async with ctx.holder.lease(body.model) as (served, route):
-        # Recorded first, so a failure below is counted against the version that failed.
-        record(
-            request,
-            endpoint="classify",
-            request_id=request_id,
-            model_ref=served.ref,
-            model_name=served.version.name,
-            route=route,
-            user=user,
+        record_route(
+            request, endpoint="classify", request_id=request_id, served=served, route=route, user=user
         )
         results, tokens = await _encode(ctx, served, texts)
         classifier = served.classifier
@@ -136,17 +129,11 @@ async def classify(body: ClassifyRequest, request: Request) -> dict[str, Any]:
         ctx.remember(request_id, served.ref)
         record(
             request,
-            endpoint="classify",
-            request_id=request_id,
-            model_ref=served.ref,
-            model_name=served.version.name,
-            route=route,
             texts=tuple(texts),
             labels=tuple(labels),
             confidences=tuple(confidences),
             escalated=escalated,
             embeddings=np.stack([r.embedding for r in results]),
-            user=user,
         )
         return {
             "id": request_id,
@@ -167,28 +154,12 @@ async def embeddings(body: EmbeddingsRequest, request: Request) -> dict[str, Any
     texts = _texts(body.input)
     request_id = new_request_id("emb")
     async with ctx.holder.lease(body.model) as (served, route):
-        record(
-            request,
-            endpoint="embeddings",
-            request_id=request_id,
-            model_ref=served.ref,
-            model_name=served.version.name,
-            route=route,
-            user=user,
+        record_route(
+            request, endpoint="embeddings", request_id=request_id, served=served, route=route, user=user
         )
         results, tokens = await _encode(ctx, served, texts)
         vectors = [r.embedding.astype(np.float32) for r in results]
-        record(
-            request,
-            endpoint="embeddings",
-            request_id=request_id,
-            model_ref=served.ref,
-            model_name=served.version.name,
-            route=route,
-            texts=tuple(texts),
-            user=user,
-            embeddings=np.stack(vectors),
-        )
+        record(request, texts=tuple(texts), embeddings=np.stack(vectors))
         data = [
             {
                 "object": "embedding",

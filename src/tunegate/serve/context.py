@@ -71,5 +71,21 @@ def record(request: Request, **detail: Any) -> None:
     request.state.tunegate = {**getattr(request.state, "tunegate", {}), **detail}
 
 
+def record_route(
+    request: Request, *, endpoint: str, request_id: str, served: Any, route: str, user: str | None
+) -> None:
+    """Who answers the request: recorded first, so a failure later is counted against that version.
+    Later `record` calls add results to it."""
+    record(
+        request,
+        endpoint=endpoint,
+        request_id=request_id,
+        model_ref=served.ref,
+        model_name=served.version.name,
+        route=route,
+        user=user,
+    )
+
+
 def now_s() -> int:
     return int(time.time())
