@@ -31,7 +31,7 @@ from tunegate.spec import LoadedSpec, Spec
 from tunegate.store import EvaluationRecord, GateRecord, Store, VersionRecord, evidence_sha256
 from tunegate.store.decision_log import append_decision
 from tunegate.train.classifier import FewShotConfig, sample_per_class, train_fewshot
-from tunegate.train.lineage import base_lineage, current_user
+from tunegate.train.lineage import base_lineage, current_user, register_trained
 
 
 def _progress(console: Console) -> Progress:
@@ -125,20 +125,11 @@ def train_step(
         folder = Path(tmp)
         result.classifier.save(folder)
         (folder / "training-log.json").write_text(json.dumps({"loss": result.losses}, indent=0))
-        (folder / "spec.json").write_text(json.dumps(lineage["spec"], indent=2, sort_keys=True))
         # The data report travels with the model: the run page shows what the model was trained on.
         (folder / "data-report.json").write_text(
             json.dumps(report.to_dict(), indent=1, sort_keys=True, default=str)
         )
-        artifact = store.artifacts.put_tree(folder)
-    version = store.meta.register_version(
-        name=spec.name,
-        task=spec.task,
-        artifact_sha256=artifact,
-        spec_sha256=loaded.sha256,
-        data_fingerprint=report.fingerprint,
-        lineage=lineage,
-    )
+        version = register_trained(store, loaded, folder, lineage, report.fingerprint)
     console.print(
         f"trained {version.ref}: {len(train_rows)} examples, {result.epochs} epochs, {result.steps} steps, "
         f"{result.wall_s:.1f} s, ${lineage['cost_usd']:.5f}"

@@ -105,3 +105,23 @@ def base_lineage(
         "cost_usd": round(wall_s * hourly_price_usd / 3600, 6),
         "created_by": current_user(),
     }
+
+
+def register_trained(
+    store: Any, loaded: Any, folder: Path, lineage: dict[str, Any], data_fingerprint: str
+) -> Any:  # -> VersionRecord
+    """Store a trained model's folder (plus the resolved spec as spec.json) and register it as a
+    candidate version: the last step of every trainer."""
+    import json
+
+    (folder / "spec.json").write_text(json.dumps(lineage["spec"], indent=2, sort_keys=True))
+    artifact = store.artifacts.put_tree(folder)
+    spec = loaded.spec
+    return store.meta.register_version(
+        name=spec.name,
+        task=spec.task,
+        artifact_sha256=artifact,
+        spec_sha256=loaded.sha256,
+        data_fingerprint=data_fingerprint,
+        lineage=lineage,
+    )

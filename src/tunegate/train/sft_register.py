@@ -32,7 +32,7 @@ from tunegate.progress import StepProgress
 from tunegate.spec import Spec
 from tunegate.spec.load import LoadedSpec
 from tunegate.store import Store, VersionRecord
-from tunegate.train.lineage import base_lineage
+from tunegate.train.lineage import base_lineage, register_trained
 from tunegate.train.sft import SftResult, save_sft_artifact, train_sft
 from tunegate.train.sft_data import TrainingRow, split_validation, tokenize_for_training
 from tunegate.train.sft_engine import choose_engine, read_base_config, train_sft_engine
@@ -144,16 +144,7 @@ def train_sft_version(
         (folder / "consumed-examples.json").write_text(
             json.dumps({str(k): v for k, v in result.consumed.items()}, indent=0)
         )
-        (folder / "spec.json").write_text(json.dumps(lineage["spec"], indent=2, sort_keys=True))
-        artifact = store.artifacts.put_tree(folder)
-    version = store.meta.register_version(
-        name=spec.name,
-        task=spec.task,
-        artifact_sha256=artifact,
-        spec_sha256=loaded.sha256,
-        data_fingerprint=report.fingerprint,
-        lineage=lineage,
-    )
+        version = register_trained(store, loaded, folder, lineage, report.fingerprint)
     console.print(
         f"trained {version.ref}: {len(rows)} conversations, {result.epochs:g} epochs, {result.steps} steps, "
         f"{result.wall_s:.1f} s, ${lineage['cost_usd']:.5f}"
