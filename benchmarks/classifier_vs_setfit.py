@@ -258,7 +258,6 @@ def main() -> None:
     else:
         for size, seed in cells:
             runs.append(one_cell(size, seed, args.methods, args.encoder))
-            runs.sort(key=lambda r: (r["size"], r["seed"]))
             # Written after every cell, so a long run (SetFit's pairs grow with the square of the
             # data) leaves its finished rows behind even if it is stopped.
             if write:

@@ -48,10 +48,10 @@ def train_sft_step(
     gpus: int | None = None,
 ) -> VersionRecord:
     """Train in this process, or with `gpus` >= 2 in that many processes started by accelerate."""
+    if gpus is not None and gpus > 1:  # the launcher checks the devices and the data itself
+        return launch_sft_training(loaded, store, console, gpus, report=report, resume=resume)
     if gpus is not None:
         check_devices(gpus)
-        if gpus > 1:
-            return launch_sft_training(loaded, store, console, gpus, resume=resume)
     version = train_sft_version(loaded, store, console, report, resume=resume)
     if version is None:  # only ranks > 0 of a distributed launch return None
         raise TrainError("training registered no version")

@@ -25,6 +25,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -51,7 +52,12 @@ def check_devices(gpus: int) -> bool:
 
 
 def launch_sft_training(
-    loaded: LoadedSpec, store: Store, console: Console, gpus: int, resume: bool = False
+    loaded: LoadedSpec,
+    store: Store,
+    console: Console,
+    gpus: int,
+    report: Any = None,  # a ChatDataReport already made (tunegate run); None: check the data here
+    resume: bool = False,
 ) -> VersionRecord:
     """Train on `gpus` processes (gpus >= 2) and return the version rank 0 registered."""
     from accelerate.commands.launch import launch_command, launch_command_parser
@@ -64,7 +70,7 @@ def launch_sft_training(
 
     on_cpu = check_devices(gpus)
     # Refusals before any process starts (and the packaged base converted once, not once per rank).
-    checked_report(loaded, store)
+    checked_report(loaded, store, report)
     base_path = resolve_causal_lm(loaded.spec.base_model, store.workspace.cache_dir, loaded.root)
     choose_engine(
         loaded.spec.sft, read_base_config(base_path), resume=resume, cuda=not on_cpu, processes=gpus
