@@ -3,16 +3,10 @@ a chat completion, a streamed one, embeddings, and errors it raises as the OpenA
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-
-import httpx
 import openai
 import pytest
 
-from test_serve_support import classifier_folder, free_port, register, tiny_chat_folder
+from test_serve_support import classifier_folder, register, serve_process, tiny_chat_folder
 from tunegate.review.access import add_user
 from tunegate.store import open_store
 
@@ -24,28 +18,8 @@ def server(tmp_path_factory):
     register(store, tiny_chat_folder(root), "assistant", task="sft")
     register(store, classifier_folder(root), "tickets")
     _, key = add_user(store, None, "alice", "admin")
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tunegate", "serve", "--workspace", str(root / "ws"), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "TUNEGATE_WORKSPACE": ""},
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if httpx.get(f"{url}/health/ready").status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(process.stdout.read().decode())
-        time.sleep(0.2)
-    yield url, key, process
-    process.terminate()
-    process.wait(30)
+    with serve_process(root / "ws") as (process, url):
+        yield url, key, process
 
 
 def client(url: str, key: str) -> openai.OpenAI:

@@ -4,19 +4,15 @@ request it accepted still succeeds. Graceful shutdown finishes in-flight request
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
-from test_serve_support import classifier_folder, free_port, key_lookup, register, running_server
+from test_serve_support import classifier_folder, key_lookup, register, running_server, serve_process
 from tunegate.serve import ServeSettings, create_app
 from tunegate.store import open_store
 
@@ -66,44 +62,18 @@ def test_a_request_over_its_timeout_gets_504_not_a_hang(store) -> None:
     assert r.status_code == 504 and r.json()["error"]["code"] == "timeout"
 
 
-@contextmanager
-def serve_process(store, *options: str):  # -> Iterator[(process, url)]
-    """`tunegate serve` as its own process on a free port, once it answers /health/ready."""
-    port = free_port()
-    env = {**os.environ, "TUNEGATE_WORKSPACE": str(store.workspace.root)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tunegate", "serve", "--port", str(port), "--no-auth", *options],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/health/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-            if process.poll() is not None:
-                raise AssertionError(f"tunegate serve exited {process.returncode}: {process.stderr.read()}")
-            assert time.monotonic() < deadline
-        yield process, url
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(60)
-
-
 def test_serve_applies_the_serve_section_of_spec(store, tmp_path) -> None:
     spec = Path(__file__).parents[1] / "examples" / "support-intents" / "tunegate.yaml"
     text = spec.read_text().replace("name: support-intents", "name: tickets")
     (tmp_path / "tunegate.yaml").write_text(
         text + "\nserve:\n  max_input_tokens: 8\n  encoder_sub_batch: 4\n"
     )
-    with serve_process(store, "--spec", str(tmp_path / "tunegate.yaml"), "--no-monitor") as (_, url):
+    with serve_process(
+        store.workspace.root, "--no-auth", "--spec", str(tmp_path / "tunegate.yaml"), "--no-monitor"
+    ) as (
+        _,
+        url,
+    ):
         short = httpx.post(f"{url}/v1/classify", json={"model": "tickets", "input": ["my parcel"] * 6})
         long = httpx.post(f"{url}/v1/classify", json={"model": "tickets", "input": [LONG]})
     assert short.status_code == 200 and len(short.json()["results"]) == 6
@@ -111,7 +81,7 @@ def test_serve_applies_the_serve_section_of_spec(store, tmp_path) -> None:
 
 
 def test_sigterm_lets_in_flight_requests_finish(store) -> None:
-    with serve_process(store) as (process, url):
+    with serve_process(store.workspace.root, "--no-auth") as (process, url):
         results: list[int] = []
 
         def send() -> None:

@@ -5,16 +5,21 @@ registered in a real store, served by a real uvicorn server on a free port.
     tiny_chat_folder(tmp)          a 2-layer random Llama with a byte-level tokenizer and a chat template
     register(store, folder, ...)   put_tree + register_version + (optionally) a stage
     running_server(app)            uvicorn in a thread; yields the base URL; graceful stop on exit
+    serve_process(workspace, ...)  `tunegate serve` in its own process; yields (process, base URL)
 """
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -128,6 +133,57 @@ def running_server(app, *, graceful_s: float = 10.0) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(60)
+
+
+@contextmanager
+def serve_process(workspace: Path, *options: str, timeout_s: float = 120.0) -> Iterator[tuple[Any, str]]:
+    """`tunegate serve --workspace W` as its own process on a free port, once /health/ready answers.
+
+    Its output goes to a log file next to the workspace (a pipe nobody reads would fill and stall the
+    server); a server that dies or never gets ready fails with that log. Stopped (SIGTERM, then SIGKILL) on exit if still up.
+    """
+    import httpx
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "TUNEGATE_WORKSPACE"}
+    log_path = workspace.parent / f"serve-{port}.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tunegate",
+                "serve",
+                "--workspace",
+                str(workspace),
+                "--port",
+                str(port),
+                *options,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                if httpx.get(f"{url}/health/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"tunegate serve did not get ready:\n{log_path.read_text()}")
+        yield process, url
+    finally:
+        if process.poll() is None:
+            process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(30)
 
 
 KEYS = {"sk-test-alice": "alice", "sk-test-bob": "bob"}
