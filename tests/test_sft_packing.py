@@ -1,6 +1,7 @@
 """Packing without cross-example attention: per-example losses with packing equal the unpacked ones.
 
-The packed batch is exactly what training feeds the model (ChatCollator(packing=True)); each
+The packed batch is exactly what training feeds the model (ChatCollator(packing=True)), run with
+transformers' masked attention and with the per-conversation attention training uses; each
 conversation's summed token loss is compared with the loss of that conversation run on its own.
 A control run without restarting position ids shows that attention across examples would change
 the losses by far more than the tolerance, so the equality is not vacuous.
@@ -14,6 +15,7 @@ import torch
 from sft_tiny import conversation, make_model, make_tokenizer
 from tunegate.data.chat import ChatExample
 from tunegate.models.chat_template import template_of
+from tunegate.train.sft_attention import packed_attention
 from tunegate.train.sft_data import ChatCollator, tokenize_for_training
 
 
@@ -62,11 +64,12 @@ def _per_example_packed(model, collator, features, lengths) -> list[float]:
     return out
 
 
-@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+@pytest.mark.parametrize("attention", ["sdpa", "eager", "per-conversation"])
 def test_packed_losses_equal_unpacked(attention: str) -> None:
     tokenizer, rows = _rows(6)
     model = make_model(len(tokenizer), seed=3)
-    model.config._attn_implementation = attention
+    # per-conversation: what training uses on a packed row (each conversation's attention alone)
+    model.config._attn_implementation = packed_attention() if attention == "per-conversation" else attention
     model.eval()
     features = [
         {"input_ids": r.input_ids, "labels": r.labels, "example_index": i} for i, r in enumerate(rows)

@@ -165,3 +165,34 @@ def test_predict_and_exports_round_trip(workspace: Path) -> None:
     assert from_adapter.generate(conversations, max_new_tokens=12) == unmerged.generate(
         conversations, max_new_tokens=12
     )
+
+
+def test_stored_inference_dtype_is_what_evaluation_and_serving_load(workspace: Path) -> None:
+    import shutil
+
+    from tunegate.errors import ModelError
+    from tunegate.models.causal_lm import load_base_chat_model
+
+    store = open_store(workspace / "ws")
+    folder = store.artifacts.get_tree(store.meta.resolve("tiny-chat").artifact_sha256)
+    assert json.loads((folder / "sft.json").read_text())["inference_dtype"] == "float32"  # the default
+    copy = workspace / "bf16-artifact"
+    shutil.copytree(folder, copy)
+    info = json.loads((copy / "sft.json").read_text())
+    (copy / "sft.json").write_text(json.dumps({**info, "inference_dtype": "bfloat16"}))
+
+    def dtypes(chat: ChatModel) -> set[torch.dtype]:
+        return {p.dtype for p in chat.model.parameters()}
+
+    bf16 = load_chat_model(copy, store.workspace.cache_dir, workspace)
+    assert dtypes(bf16) == {torch.bfloat16}
+    assert bf16.generate([[{"role": "user", "content": "Tell me about the tide."}]], max_new_tokens=4)
+    assert dtypes(load_chat_model(copy, store.workspace.cache_dir, workspace, dtype="float32")) == {
+        torch.float32
+    }
+    base = load_base_chat_model("base", store.workspace.cache_dir, workspace, dtype="bfloat16")
+    assert dtypes(base) == {torch.bfloat16}
+
+    (copy / "sft.json").write_text(json.dumps({**info, "inference_dtype": "float16"}))
+    with pytest.raises(ModelError, match="inference_dtype 'float16'"):
+        load_chat_model(copy, store.workspace.cache_dir, workspace)

@@ -67,3 +67,25 @@ def test_full_fine_tuning_trains_every_weight(tiny) -> None:
     initial = dict(load_causal_lm(base).named_parameters())
     changed = [n for n, p in result.model.named_parameters() if not torch.equal(p, initial[n])]
     assert set(changed) == set(initial)
+
+
+def test_bfloat16_precision_computes_in_bf16_and_keeps_float32_adapters(tiny) -> None:
+    root, base, tokenizer, rows = tiny
+    runs = {
+        precision: train_sft(
+            rows[:8], [], base, tokenizer, _config(precision=precision), root / f"run-{precision}"
+        )
+        for precision in ("float32", "bfloat16")
+    }
+    adapters = {
+        precision: {n: p.detach() for n, p in r.model.named_parameters() if "lora_" in n}
+        for precision, r in runs.items()
+    }
+    assert adapters["bfloat16"] and all(p.dtype == torch.float32 for p in adapters["bfloat16"].values())
+    # Autocast really ran the matmuls in bf16: the weights differ, but only by rounding-sized amounts.
+    gaps = [float((adapters["bfloat16"][n] - p).abs().max()) for n, p in adapters["float32"].items()]
+    assert max(gaps) > 0
+    losses = {p: [h["loss"] for h in r.log_history if "loss" in h] for p, r in runs.items()}
+    assert len(losses["bfloat16"]) == len(losses["float32"]) == 2
+    for lo_bf16, lo_fp32 in zip(losses["bfloat16"], losses["float32"], strict=True):
+        assert lo_bf16 == pytest.approx(lo_fp32, rel=0.03)

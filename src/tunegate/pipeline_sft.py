@@ -21,7 +21,7 @@ from tunegate.evaluate.generation import evaluate_sft
 from tunegate.gate.generation import decide_generation
 from tunegate.gate.generation_report import render_generation_report, suite_rows
 from tunegate.models import load_encoder, resolve_encoder
-from tunegate.models.causal_lm import ChatModel, load_base_chat_model, load_chat_model
+from tunegate.models.causal_lm import ChatModel, inference_dtype, load_base_chat_model, load_chat_model
 from tunegate.models.export import export_adapter, export_merged
 from tunegate.pipeline import record_gate
 from tunegate.progress import StepProgress
@@ -81,7 +81,11 @@ def eval_sft_step(
     candidate = load_sft_version(store, version, loaded.root)
     # The base answers through the candidate's template object: the comparison is of weights only.
     base = load_base_chat_model(
-        spec.base_model, store.workspace.cache_dir, loaded.root, template=candidate.template
+        spec.base_model,
+        store.workspace.cache_dir,
+        loaded.root,
+        template=candidate.template,
+        dtype=inference_dtype(candidate.info),
     )
     encoder = load_encoder(resolve_encoder(VOICE_ENCODER), max_length=256) if spec.voice.exemplars else None
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())

@@ -152,6 +152,9 @@ def load_tokenizer(folder: Path) -> Any:
         raise ModelError(f"cannot load a tokenizer from {folder}: {exc}") from exc
 
 
+INFERENCE_DTYPES = ("float32", "bfloat16")
+
+
 def load_causal_lm(folder: Path, dtype: str = "float32") -> Any:
     from transformers import AutoModelForCausalLM
 
@@ -304,14 +307,28 @@ def stored_template(folder: Path, info: dict[str, Any]) -> ChatTemplate:
     )
 
 
+def inference_dtype(info: dict[str, Any]) -> str:
+    """The number format a trained artifact is run in (sft.json; float32 for artifacts that predate it)."""
+    dtype = str(info.get("inference_dtype", "float32"))
+    if dtype not in INFERENCE_DTYPES:
+        raise ModelError(f"sft.json: inference_dtype {dtype!r} is not one of {', '.join(INFERENCE_DTYPES)}")
+    return dtype
+
+
 def load_chat_model(
-    folder: Path, cache_dir: Path, base_dir: Path | None = None, merge: bool = True
+    folder: Path,
+    cache_dir: Path,
+    base_dir: Path | None = None,
+    merge: bool = True,
+    dtype: str | None = None,
 ) -> ChatModel:
-    """A trained artifact as a ChatModel. LoRA adapters are merged into the base for speed unless merge=False."""
+    """A trained artifact as a ChatModel, in its stored inference dtype unless `dtype` says otherwise.
+    LoRA adapters are merged into the float32 base (then cast) for speed unless merge=False."""
     info = read_artifact_info(folder)
+    dtype = dtype or inference_dtype(info)
     tokenizer = load_tokenizer(folder / "tokenizer")
     if info["method"] == "full":
-        model = load_causal_lm(folder / "model")
+        model = load_causal_lm(folder / "model", dtype=dtype)
     else:
         from peft import PeftModel
 
@@ -322,20 +339,29 @@ def load_chat_model(
             model = PeftModel.from_pretrained(base, str(folder / "adapter"), is_trainable=False)
         if merge:
             model = model.merge_and_unload()
+        if dtype != "float32":
+            import torch
+
+            model = model.to(getattr(torch, dtype))
         model.eval()
     return ChatModel(model, tokenizer, stored_template(folder, info), info)
 
 
 def load_base_chat_model(
-    reference: str, cache_dir: Path, base_dir: Path | None = None, template: ChatTemplate | None = None
+    reference: str,
+    cache_dir: Path,
+    base_dir: Path | None = None,
+    template: ChatTemplate | None = None,
+    dtype: str = "float32",
 ) -> ChatModel:
-    """The untrained base model; with `template`, prompted exactly like the candidate it is compared with."""
+    """The untrained base model; with `template` (and the candidate's `dtype`), prompted and computed
+    exactly like the candidate it is compared with."""
     from tunegate.models.chat_template import template_of
 
     folder = resolve_causal_lm(reference, cache_dir, base_dir)
     tokenizer = load_tokenizer(folder)
     return ChatModel(
-        load_causal_lm(folder),
+        load_causal_lm(folder, dtype=dtype),
         tokenizer,
         template or template_of(tokenizer, name=reference),
         {"base_model": reference, "path": str(folder)},

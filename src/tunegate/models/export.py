@@ -46,7 +46,8 @@ def export_adapter(artifact: Path, out: Path, cache_dir: Path, base_dir: Path | 
 
 def export_merged(artifact: Path, out: Path, cache_dir: Path, base_dir: Path | None = None) -> Path:
     _fresh(out)
-    chat = load_chat_model(artifact, cache_dir, base_dir, merge=True)
+    # float32, as trained: the stored inference dtype is how tunegate runs it, not what it exports.
+    chat = load_chat_model(artifact, cache_dir, base_dir, merge=True, dtype="float32")
     chat.model.generation_config.eos_token_id = chat.eot_id
     chat.model.generation_config.pad_token_id = chat.pad_id
     chat.model.save_pretrained(str(out), safe_serialization=True)

@@ -3,8 +3,8 @@
 The flow, top to bottom in `train_sft`:
 1. rows come tokenized from `sft_data` (assistant-only labels, end-of-turn token checked);
 2. the base model loads in float32 from a local HF folder (the packaged GGUF was converted once);
-3. SFTTrainer trains with our collator (packing without cross-example attention) and reports the
-   validation loss every `eval_steps`;
+3. SFTTrainer trains with our collator (packing without cross-example attention: each conversation's
+   attention is computed alone, `sft_attention`) and reports the validation loss every `eval_steps`;
 4. checkpoints every `save_steps` are committed atomically (`sft_checkpoints`), and `resume=True`
    continues from the newest complete one: model, optimizer, scheduler and RNG states come back
    through the Trainer's own resume, and the data order through its seeded sampler;
@@ -35,6 +35,7 @@ from tunegate.errors import TrainError
 from tunegate.models.causal_lm import ARTIFACT_FORMAT, load_causal_lm
 from tunegate.models.chat_template import ChatTemplate
 from tunegate.spec.sft import SftSpec
+from tunegate.train.sft_attention import packed_attention
 from tunegate.train.sft_checkpoints import (
     CONSUMED,
     RUN_INFO,
@@ -120,7 +121,9 @@ def sft_training_args(config: SftSpec, output_dir: Path, has_validation: bool) -
         report_to=[],
         disable_tqdm=True,
         use_cpu=not torch.cuda.is_available(),
-        bf16=False,  # CPU float32: reproducible to the last bit, which --resume's exactness relies on
+        # float32 (the default) is reproducible to the last bit, which --resume's exactness relies on;
+        # bfloat16 is the Trainer's own autocast (CPU or CUDA), adapters stay float32.
+        bf16=config.precision == "bfloat16",
         fp16=False,
         gradient_checkpointing=False,  # a 135M model fits; recomputing activations costs a third more time
         max_length=None,  # rows are truncated by sft_data already
@@ -159,6 +162,8 @@ def train_sft(
     set_seed(config.seed)  # adapter initialisation draws from the global generator
     model = load_causal_lm(base_path)
     model.config.use_cache = False  # a cache would turn off the packed-sequence mask (masking_utils)
+    if config.packing:
+        model.set_attn_implementation(packed_attention())  # each conversation's attention alone
     model.train()
     peft_config = lora_config(config, model) if config.method == "lora" else None
     log = ConsumedLog([r.example_id for r in train_rows])
@@ -189,6 +194,8 @@ def train_sft(
         warnings.filterwarnings("ignore", category=FutureWarning, message=".*gradient_checkpointing.*")
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     wall_s = time.perf_counter() - started
+    if config.packing:
+        trainer.model.set_attn_implementation("sdpa")  # generation and saving see the usual attention
     history = [dict(h) for h in trainer.state.log_history]
     return SftResult(
         model=trainer.model,

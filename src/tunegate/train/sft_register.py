@@ -138,7 +138,12 @@ def train_sft_version(
             tokenizer,
             template,
             folder,
-            {"method": spec.sft.method, "base_model": base_ref, "max_length": spec.sft.max_length},
+            {
+                "method": spec.sft.method,
+                "base_model": base_ref,
+                "max_length": spec.sft.max_length,
+                "inference_dtype": spec.sft.inference_dtype,
+            },
         )
         (folder / "training-log.json").write_text(json.dumps(result.log_history, indent=0))
         (folder / "consumed-examples.json").write_text(
