@@ -312,7 +312,7 @@ def cell_b(spec: dict, examples: list, device: str) -> dict:
     seq = spec["seq"]
     rows = packed_rows(examples, seq)
     model = build_hf_model(spec["shape"], device, "sdpa")
-    tried, best = [], None
+    tried, best, best_at = [], None, ("sdpa", 0)
     deadline = time.perf_counter() + spec.get("budget_s", 240)
     for attn in spec["b_attn"]:
         model.set_attn_implementation(attn)
@@ -353,9 +353,28 @@ def cell_b(spec: dict, examples: list, device: str) -> dict:
                 flush=True,
             )
             if best is None or res["tok_s"] > best["tok_s"]:
-                best = res
+                best, best_at = res, (attn, mb)
     if best is None:
         raise RuntimeError(f"(b): no configuration ran: {tried}")
+    if spec.get("b_confirm", True) and spec["steps"] > spec["b_steps"]:
+        # The sweep's winner is the maximum of several short, noisy timings, so it is biased upward:
+        # it is timed again, over as many steps as (c), and that second timing is reported.
+        attn, mb = best_at
+        model.set_attn_implementation(attn)
+        batches, groups = hf_packed_batches(examples, rows, seq, mb, spec["warmup"] + spec["steps"])
+        if device == "cuda":
+            gc.collect()
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        confirmed = run_hf_steps(model, batches, groups, examples, spec["warmup"], device)
+        confirmed["peak_memory_bytes"] = torch.cuda.max_memory_allocated() if device == "cuda" else 0
+        confirmed["tok_s"] = confirmed["useful_tokens"] / confirmed["seconds"]
+        confirmed["settings"] = (
+            best["settings"] + f" (best of the sweep, re-timed over {spec['steps']} steps)"
+        )
+        confirmed["sweep_best_tok_s"] = round(best["tok_s"])
+        print(f"  (b) {attn} mb {mb} re-timed: {confirmed['tok_s']:.0f} tok/s", flush=True)
+        best = confirmed
     best["tried"] = tried
     return best
 
@@ -629,7 +648,9 @@ def main() -> None:
     ap.add_argument("--cell", help=argparse.SUPPRESS)
     ap.add_argument("--tiny", action="store_true", help="CPU smoke run with a tiny model")
     ap.add_argument("--multi-gpu", default="", help="comma-separated GPU counts, e.g. 2,4")
-    ap.add_argument("--only", default="", help="comma-separated shape/config filters, e.g. 1b:c,8b:b")
+    ap.add_argument(
+        "--only", default="", help="comma-separated shape[@seq]:config filters, e.g. 1b:c,8b@8192:b"
+    )
     ap.add_argument(
         "--set", action="append", default=[], help="override a cell field, e.g. b_micro_batches=[16]"
     )
@@ -655,8 +676,14 @@ def main() -> None:
     worlds = [int(w) for w in args.multi_gpu.split(",") if w]
     cells = multi_gpu_cells(worlds) if worlds else single_gpu_cells(args.tiny)
     if args.only:
+        # "8b:c" (every 8B cell of config c), "8b" (every 8B cell), "8b@8192:b" (one sequence length)
         keep = {tuple(f.split(":")) for f in args.only.split(",")}
-        cells = [c for c in cells if (c["shape"], c["config"]) in keep or (c["shape"],) in keep]
+        cells = [
+            c
+            for c in cells
+            if {(c["shape"], c["config"]), (c["shape"],), (f"{c['shape']}@{c['seq']}", c["config"])} & keep
+            or (f"{c['shape']}@{c['seq']}",) in keep
+        ]
     for item in args.set:
         key, value = item.split("=", 1)
         cells = [{**c, key: json.loads(value)} for c in cells]

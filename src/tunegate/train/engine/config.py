@@ -44,7 +44,7 @@ class EngineConfig:
     fused_loss: bool | None = None
     memory_budget_gib: float | None = None
     micro_batch_tokens: int | None = None
-    """Planner's target tokens per micro-batch (default: 8192 for hidden >= 4096, else 16384)."""
+    """Planner's target tokens per micro-batch (default: 8192 for hidden >= 4096, else 32768)."""
     timing_warmup_steps: int = 1
     """Steps excluded from the throughput numbers (compilation happens in the first)."""
     log_every: int = 10

@@ -126,8 +126,9 @@ def plan_memory(
         # Past ~8k tokens a large model's matmuls are saturated and one micro-batch runs for half a
         # second, so fixed costs per micro-batch vanish; a small model's micro-batch is short, and
         # more tokens spread its fixed costs (mask, loss chunks, optimizer step). Measured on an
-        # H200 (benchmarks/RESULTS.md): 8192 for the 8B shape, 16384 for the 1B shape.
-        target_tokens = 8192 if shape.hidden >= 4096 else 16384
+        # H200 (benchmarks/profile_engine.py, 2026-12-02): the 1B shape at 16k / 32k / 64k tokens
+        # 75.6k / 87.3k / 87.0k useful tok/s; the 8B shape saturates at 8k (benchmarks/RESULTS.md).
+        target_tokens = 8192 if shape.hidden >= 4096 else 32768
     target_rows = max(1, target_tokens // seq_len)
     reasons = [
         f"target {target_rows} rows x {seq_len} tokens = {target_rows * seq_len} tokens per micro-batch"
