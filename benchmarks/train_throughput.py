@@ -312,6 +312,19 @@ def cell_b(spec: dict, examples: list, device: str) -> dict:
     seq = spec["seq"]
     rows = packed_rows(examples, seq)
     model = build_hf_model(spec["shape"], device, "sdpa")
+
+    def time_b(steps: int, mb: int) -> dict:
+        """`steps` timed optimizer steps of micro-batch `mb` after the warm-up, with the peak memory."""
+        batches, groups = hf_packed_batches(examples, rows, seq, mb, spec["warmup"] + steps)
+        if device == "cuda":
+            gc.collect()
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        res = run_hf_steps(model, batches, groups, examples, spec["warmup"], device)
+        res["peak_memory_bytes"] = torch.cuda.max_memory_allocated() if device == "cuda" else 0
+        res["tok_s"] = res["useful_tokens"] / res["seconds"]
+        return res
+
     tried, best, best_at = [], None, ("sdpa", 0)
     deadline = time.perf_counter() + spec.get("budget_s", 240)
     for attn in spec["b_attn"]:
@@ -319,13 +332,8 @@ def cell_b(spec: dict, examples: list, device: str) -> dict:
         for mb in spec["b_micro_batches"]:
             if time.perf_counter() > deadline:
                 break
-            batches, groups = hf_packed_batches(examples, rows, seq, mb, spec["warmup"] + spec["b_steps"])
-            if device == "cuda":
-                gc.collect()
-                torch.cuda.empty_cache()
-                torch.cuda.reset_peak_memory_stats()
             try:
-                res = run_hf_steps(model, batches, groups, examples, spec["warmup"], device)
+                res = time_b(spec["b_steps"], mb)
             except torch.OutOfMemoryError:
                 tried.append({"attn": attn, "micro_batch": mb, "result": "out of memory"})
                 model.zero_grad(set_to_none=True)
@@ -337,8 +345,6 @@ def cell_b(spec: dict, examples: list, device: str) -> dict:
                 print(f"  (b) {attn} mb {mb} failed: {e!r}"[:400], flush=True)
                 model.zero_grad(set_to_none=True)
                 break
-            res["peak_memory_bytes"] = torch.cuda.max_memory_allocated() if device == "cuda" else 0
-            res["tok_s"] = res["useful_tokens"] / res["seconds"]
             res["settings"] = f"packed, {liger}, no checkpointing, {attn}, micro-batch {mb} x {seq}"
             tried.append(
                 {
@@ -361,14 +367,7 @@ def cell_b(spec: dict, examples: list, device: str) -> dict:
         # it is timed again, over as many steps as (c), and that second timing is reported.
         attn, mb = best_at
         model.set_attn_implementation(attn)
-        batches, groups = hf_packed_batches(examples, rows, seq, mb, spec["warmup"] + spec["steps"])
-        if device == "cuda":
-            gc.collect()
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats()
-        confirmed = run_hf_steps(model, batches, groups, examples, spec["warmup"], device)
-        confirmed["peak_memory_bytes"] = torch.cuda.max_memory_allocated() if device == "cuda" else 0
-        confirmed["tok_s"] = confirmed["useful_tokens"] / confirmed["seconds"]
+        confirmed = time_b(spec["steps"], mb)
         confirmed["settings"] = (
             best["settings"] + f" (best of the sweep, re-timed over {spec['steps']} steps)"
         )
@@ -678,12 +677,12 @@ def main() -> None:
     if args.only:
         # "8b:c" (every 8B cell of config c), "8b" (every 8B cell), "8b@8192:b" (one sequence length)
         keep = {tuple(f.split(":")) for f in args.only.split(",")}
-        cells = [
-            c
-            for c in cells
-            if {(c["shape"], c["config"]), (c["shape"],), (f"{c['shape']}@{c['seq']}", c["config"])} & keep
-            or (f"{c['shape']}@{c['seq']}",) in keep
-        ]
+
+        def names(c: dict) -> set[tuple[str, ...]]:
+            at = f"{c['shape']}@{c['seq']}"
+            return {(c["shape"],), (c["shape"], c["config"]), (at,), (at, c["config"])}
+
+        cells = [c for c in cells if names(c) & keep]
     for item in args.set:
         key, value = item.split("=", 1)
         cells = [{**c, key: json.loads(value)} for c in cells]

@@ -35,6 +35,7 @@ from typing import Any
 
 from tunegate.errors import ModelError
 from tunegate.models.chat_template import ChatTemplate, Message
+from tunegate.models.dtypes import check_inference_dtype
 
 # name -> (python package holding the file, GGUF file name, pip name)
 PACKAGED_CAUSAL_LMS = {
@@ -150,9 +151,6 @@ def load_tokenizer(folder: Path) -> Any:
         return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load a tokenizer from {folder}: {exc}") from exc
-
-
-INFERENCE_DTYPES = ("float32", "bfloat16")
 
 
 def load_causal_lm(folder: Path, dtype: str = "float32") -> Any:
@@ -309,10 +307,7 @@ def stored_template(folder: Path, info: dict[str, Any]) -> ChatTemplate:
 
 def inference_dtype(info: dict[str, Any]) -> str:
     """The number format a trained artifact is run in (sft.json; float32 for artifacts that predate it)."""
-    dtype = str(info.get("inference_dtype", "float32"))
-    if dtype not in INFERENCE_DTYPES:
-        raise ModelError(f"sft.json: inference_dtype {dtype!r} is not one of {', '.join(INFERENCE_DTYPES)}")
-    return dtype
+    return check_inference_dtype(str(info.get("inference_dtype", "float32")), "sft.json")
 
 
 def load_chat_model(

@@ -27,18 +27,16 @@ from typing import Any
 import numpy as np
 
 from tunegate.errors import ModelError
+from tunegate.models.dtypes import check_inference_dtype
 
 FORMAT = "tunegate.classifier/1"
-INFERENCE_DTYPES = ("float32", "bfloat16")
 
 
 def inference_autocast(dtype: str, device: str = "cpu") -> Any:
     """The context the encoder runs in for `dtype`: bf16 autocast, or nothing for float32."""
     import torch
 
-    if dtype not in INFERENCE_DTYPES:
-        raise ModelError(f"inference_dtype {dtype!r} is not one of {', '.join(INFERENCE_DTYPES)}")
-    if dtype == "float32":
+    if check_inference_dtype(dtype) == "float32":
         return contextlib.nullcontext()
     return torch.autocast(device_type=device, dtype=torch.bfloat16)
 
