@@ -228,3 +228,27 @@ def test_token_counting_and_inference_threads_do_not_share_tokenizer_state(folde
     worker.join()
     assert not errors, errors[0]
     assert all(c == counts[0] for c in counts)
+
+
+def test_a_bf16_model_on_a_cpu_without_bf16_is_served_with_a_warning(
+    store, folders, tmp_path, monkeypatch, caplog
+) -> None:
+    import json
+    import shutil
+
+    from tunegate.models import dtypes
+
+    bf16 = tmp_path / "bf16"
+    shutil.copytree(folders[0], bf16)
+    meta = json.loads((bf16 / "classifier.json").read_text())
+    (bf16 / "classifier.json").write_text(json.dumps({**meta, "inference_dtype": "bfloat16"}))
+    register(store, bf16, "tickets-bf16")
+    monkeypatch.setattr(dtypes, "cpu_bf16_native", lambda: False)
+    with (
+        caplog.at_level("WARNING", logger="tunegate.serve"),
+        running_server(create_app(store, settings())) as url,
+    ):
+        r = httpx.post(f"{url}/v1/classify", json={"model": "tickets-bf16", "input": TEXTS}, headers=AUTH)
+        assert r.status_code == 200, r.text
+    warnings = [rec.getMessage() for rec in caplog.records if "bfloat16" in rec.getMessage()]
+    assert len(warnings) == 1 and warnings[0].startswith("tickets-bf16@1 inference_dtype: bfloat16")

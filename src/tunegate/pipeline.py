@@ -24,6 +24,7 @@ from tunegate.errors import DataError, EvalError, GateError
 from tunegate.evaluate import evaluate_classifier
 from tunegate.gate import decide, print_verdict, render_gate_report
 from tunegate.models import resolve_encoder
+from tunegate.models.dtypes import slow_bf16_warning
 from tunegate.progress import StepProgress
 from tunegate.registry.resolve import load_model
 from tunegate.review import authenticate
@@ -53,6 +54,13 @@ def actor_name(store: Store) -> str:
     """
     key = os.environ.get("TUNEGATE_API_KEY")
     return authenticate(store, key).name if key else current_user()
+
+
+def warn_emulated_bf16(console: Console, *settings: tuple[str, str]) -> None:
+    """Print a warning for each (spec key, value) that asks for bfloat16 on a CPU that emulates it."""
+    for key, value in settings:
+        if message := slow_bf16_warning(key, value):
+            console.print(f"[yellow]warning:[/] {message}", highlight=False)
 
 
 def check_step(loaded: LoadedSpec, console: Console, store: Store | None = None) -> DataReport:
@@ -87,6 +95,7 @@ def train_step(
             + "\n  ".join(report.blockers)
         )
     encoder_path = resolve_encoder(spec.base_model, loaded.root)
+    warn_emulated_bf16(console, ("train.inference_dtype", spec.train.inference_dtype))
     train_rows = sample_per_class(report.train, spec.train.examples_per_class, spec.train.seed)
     config = FewShotConfig(
         seed=spec.train.seed,

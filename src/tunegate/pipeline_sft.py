@@ -23,7 +23,7 @@ from tunegate.gate.generation_report import render_generation_report, suite_rows
 from tunegate.models import load_encoder, resolve_encoder
 from tunegate.models.causal_lm import ChatModel, inference_dtype, load_base_chat_model, load_chat_model
 from tunegate.models.export import export_adapter, export_merged
-from tunegate.pipeline import record_gate
+from tunegate.pipeline import record_gate, warn_emulated_bf16
 from tunegate.progress import StepProgress
 from tunegate.spec import LoadedSpec, Spec
 from tunegate.store import EvaluationRecord, GateRecord, Store, VersionRecord, evidence_sha256
@@ -52,6 +52,13 @@ def train_sft_step(
         return launch_sft_training(loaded, store, console, gpus, report=report, resume=resume)
     if gpus is not None:
         check_devices(gpus)
+    import torch
+
+    if not torch.cuda.is_available():
+        spec = loaded.spec
+        warn_emulated_bf16(
+            console, ("sft.precision", spec.sft.precision), ("sft.inference_dtype", spec.sft.inference_dtype)
+        )
     version = train_sft_version(loaded, store, console, report, resume=resume)
     if version is None:  # only ranks > 0 of a distributed launch return None
         raise TrainError("training registered no version")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
 import random
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
@@ -26,6 +27,7 @@ import numpy as np
 
 from tunegate.errors import RegistryError, ServeError
 from tunegate.models import TextClassifier
+from tunegate.models.dtypes import slow_bf16_warning
 from tunegate.registry.resolve import load_model
 from tunegate.serve.batcher import MicroBatcher
 from tunegate.serve.chat import ChatModel
@@ -34,6 +36,7 @@ from tunegate.serve.settings import ServeSettings
 from tunegate.store import Store, VersionRecord
 
 ROUTES = ("production", "staging")
+log = logging.getLogger("tunegate.serve")
 
 
 @dataclass(frozen=True)
@@ -136,9 +139,18 @@ class ModelHolder:
 
     def _load(self, version: VersionRecord) -> Served:
         if version.task == "classify":
-            return Served(version, classifier=load_model(self.store, version))
-        folder = self.store.artifacts.get_tree(version.artifact_sha256, verify=self.settings.verify_artifacts)
-        return Served(version, chat=ChatModel.load(folder, self.store.workspace.cache_dir))
+            served = Served(version, classifier=load_model(self.store, version))
+            dtype = served.classifier.inference_dtype  # type: ignore[union-attr]
+        else:
+            folder = self.store.artifacts.get_tree(
+                version.artifact_sha256, verify=self.settings.verify_artifacts
+            )
+            served = Served(version, chat=ChatModel.load(folder, self.store.workspace.cache_dir))
+            parameter = next(served.chat.model.parameters())  # type: ignore[union-attr]
+            dtype = str(parameter.dtype).removeprefix("torch.") if parameter.device.type == "cpu" else ""
+        if message := slow_bf16_warning(f"{version.ref} inference_dtype", dtype):
+            log.warning("%s", message)
+        return served
 
     async def sync(self) -> list[str]:
         """Bring the served versions in line with the registry; returns what changed, for logs.
