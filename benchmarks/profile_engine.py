@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_throughput import SHAPES, build_hf_model, make_examples
 
 GROUPS = (  # first match wins; names are lower-cased kernel names
+    ("flash attention (varlen)", ("flash_fwd", "flash_bwd")),
     ("flex attention", ("flex_attention", "triton_tem_fused")),
     ("matmul", ("gemm", "cutlass", "xmma", "nvjet", "cublas", "sm90_", "splitk")),
     ("loss (Liger)", ("liger", "cross_entropy", "_ce_")),
@@ -43,6 +44,7 @@ def main() -> None:
     ap.add_argument("--shape", choices=sorted(SHAPES), default="1b")
     ap.add_argument("--seq", type=int, default=2048)
     ap.add_argument("--micro-tokens", type=int, default=None)
+    ap.add_argument("--attention", choices=["auto", "varlen", "flex", "sdpa"], default="auto")
     ap.add_argument("--steps", type=int, default=8, help="timed steps (after 3 warm-up steps)")
     ap.add_argument("--no-profile", action="store_true", help="time only")
     ap.add_argument("--out", type=Path, required=True)
@@ -84,6 +86,7 @@ def main() -> None:
         timing_warmup_steps=warmup,
         learning_rate=1e-4,
         micro_batch_tokens=args.micro_tokens,
+        attention=args.attention,
         log_every=1,
     )
     result = train_sft(model, None, examples, cfg, log=on_log)

@@ -22,7 +22,7 @@ from tunegate.train.engine import (  # noqa: E402
     plan_steps,
     train_sft,
 )
-from tunegate.train.engine.layer import doc_block_mask, doc_mask_dense  # noqa: E402
+from tunegate.train.engine.layer import doc_block_mask, doc_mask_dense, doc_spans  # noqa: E402
 from tunegate.train.engine.packing import IGNORE_INDEX  # noqa: E402
 
 VOCAB = 128
@@ -76,7 +76,15 @@ def unpacked_example_loss(hf_model: object, ex: TokenExample) -> float:
         return float(hf_model(input_ids=ids, labels=labels).loss)
 
 
-@pytest.mark.parametrize("attention", ["sdpa", "flex"])
+def mask_for(attention: str, doc_ids: torch.Tensor) -> object:
+    if attention == "varlen":
+        return doc_spans(doc_ids)
+    if attention == "flex":
+        return doc_block_mask(doc_ids, compile_mask=False)
+    return doc_mask_dense(doc_ids)
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "flex", "varlen"])
 def test_packed_per_example_loss_equals_unpacked(attention: str) -> None:
     hf = with_lora(tiny_llama())
     examples = random_examples(12, seed=3)
@@ -86,11 +94,7 @@ def test_packed_per_example_loss_equals_unpacked(attention: str) -> None:
     rows = pack_rows([len(e) for e in examples], seq_len=64)
     assert len(rows) < len(examples)  # several examples really share rows
     batch = build_batch(examples, rows, seq_len=64, pad_id=0)
-    mask = (
-        doc_block_mask(batch.doc_ids, compile_mask=False)
-        if attention == "flex"
-        else doc_mask_dense(batch.doc_ids)
-    )
+    mask = mask_for(attention, batch.doc_ids)
     losses = engine.token_losses(batch.input_ids, batch.position_ids, mask, batch.targets)
 
     for r, row in enumerate(rows):
@@ -150,7 +154,8 @@ def plain_hf_peft_steps(
     return losses
 
 
-def test_twenty_steps_match_plain_hf_peft() -> None:
+@pytest.mark.parametrize("attention", ["sdpa", "varlen"])
+def test_twenty_steps_match_plain_hf_peft(attention: str) -> None:
     reference = with_lora(tiny_llama())
     engine_model = copy.deepcopy(reference)
     examples = random_examples(60, seed=5)
@@ -163,7 +168,7 @@ def test_twenty_steps_match_plain_hf_peft() -> None:
         learning_rate=1e-2,
         max_grad_norm=1.0,
         compile=False,
-        attention="sdpa",
+        attention=attention,
         seed=7,
     )
     steps = plan_steps([len(e) for e in examples], cfg.seq_len, cfg.rows_per_step, cfg.epochs, cfg.seed)[:20]

@@ -132,3 +132,38 @@ def test_plain_loss_when_logits_are_small() -> None:
     )
     plan = plan_memory(tiny, 4, 256, available_bytes=10 * GIB)
     assert not plan.fused_loss
+
+
+def test_doc_spans_mark_every_document_start_including_padding_and_row_starts() -> None:
+    import torch
+
+    from tunegate.train.engine.layer import doc_spans
+
+    a = TokenExample((5, 6, 7, 8), (False, False, True, True))
+    b = TokenExample((9, 10, 11), (False, True, True))
+    full = TokenExample(tuple(range(1, 11)), (True,) * 10)
+    # Row 0: a, b, padding; row 1: one example filling the row; row 2: empty (all padding).
+    batch = build_batch([a, b, full], [[0, 1], [2], []], seq_len=10, pad_id=0)
+    spans = doc_spans(batch.doc_ids)
+    assert spans.cu_seqlens.dtype == torch.int32
+    assert spans.cu_seqlens.tolist() == [0, 4, 7, 10, 20, 30]
+    assert spans.max_len == 10
+
+
+def test_attention_choice_and_where_varlen_is_refused() -> None:
+    import torch
+
+    from tunegate.train.engine import EngineConfig
+    from tunegate.train.engine.loop import _attention_choice
+
+    auto, varlen = EngineConfig(), EngineConfig(attention="varlen")
+    assert _attention_choice(auto, False, torch.bfloat16, True) == "sdpa"  # CPU
+    assert _attention_choice(auto, True, torch.bfloat16, True) == "flex"  # measured faster on an H200
+    assert _attention_choice(varlen, True, torch.bfloat16, True) == "varlen"
+    assert _attention_choice(varlen, False, torch.float32, False) == "varlen"  # CPU: per-document loop
+    with pytest.raises(TrainError, match=r"PyTorch 2\.10"):
+        _attention_choice(varlen, True, torch.bfloat16, False)
+    with pytest.raises(TrainError, match="bf16 or fp16"):
+        _attention_choice(varlen, True, torch.float32, True)
+    with pytest.raises(TrainError, match="attention='dense'"):
+        EngineConfig(attention="dense")  # type: ignore[arg-type]

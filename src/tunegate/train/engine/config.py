@@ -40,7 +40,9 @@ class EngineConfig:
     micro_batch_rows: int | None = None
     checkpoint_layers: int | None = None
     compile: bool | None = None
-    attention: Literal["auto", "flex", "sdpa"] = "auto"
+    attention: Literal["auto", "varlen", "flex", "sdpa"] = "auto"
+    """auto: "flex" on CUDA, "sdpa" on CPU. "varlen" (PyTorch's flash attention for variable
+    lengths) needs a bf16/fp16 model on CUDA; on a CPU it runs a slow per-document loop (tests)."""
     fused_loss: bool | None = None
     memory_budget_gib: float | None = None
     micro_batch_tokens: int | None = None
@@ -61,8 +63,10 @@ class EngineConfig:
             )
         if self.mode not in ("lora", "full"):
             raise TrainError(f"engine config: mode={self.mode!r} must be 'lora' or 'full'")
-        if self.attention not in ("auto", "flex", "sdpa"):
-            raise TrainError(f"engine config: attention={self.attention!r} must be auto, flex or sdpa")
+        if self.attention not in ("auto", "varlen", "flex", "sdpa"):
+            raise TrainError(
+                f"engine config: attention={self.attention!r} must be auto, varlen, flex or sdpa"
+            )
         if self.lr_schedule not in ("constant", "linear", "cosine"):
             raise TrainError(
                 f"engine config: lr_schedule={self.lr_schedule!r} must be constant, linear or cosine"

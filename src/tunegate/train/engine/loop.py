@@ -3,7 +3,7 @@
 tokenize -> attach LoRA (PEFT) -> build the packed model around the same weights -> shard over
 GPUs (FSDP2) -> plan memory -> pack the examples into steps -> AdamW steps over micro-batches ->
 result. On CPU the same flow runs eagerly with plain PyTorch ops; the GPU-only pieces (Liger,
-compiled FlexAttention) are imported only when CUDA is in use.
+flash attention for variable lengths, compiled FlexAttention) are imported only when CUDA is in use.
 
 Loss: every optimizer step minimises (sum of token losses over the step's labelled tokens) /
 (number of labelled tokens in the step), whatever the micro-batch split and the number of GPUs,
@@ -23,7 +23,7 @@ from tunegate.errors import TrainError
 from tunegate.train.engine import distributed as dist
 from tunegate.train.engine.config import EngineConfig, EngineResult
 from tunegate.train.engine.flops import ModelShape, step_flops
-from tunegate.train.engine.layer import doc_block_mask, doc_mask_dense
+from tunegate.train.engine.layer import doc_block_mask, doc_mask_dense, doc_spans, varlen_available
 from tunegate.train.engine.model import PackedCausalLM, check_supported
 from tunegate.train.engine.packing import (
     IGNORE_INDEX,
@@ -72,7 +72,7 @@ def train_sft(
         if cfg.mode == "full":
             for p in model.parameters():
                 p.requires_grad_(True)
-        attention = _attention_choice(cfg, cuda)
+        attention = _attention_choice(cfg, cuda, _compute_dtype(model), varlen_available())
         if cuda and info.world_size == 1:
             model.to(info.device)  # before wrapping: the HF weights become views of the engine's
         engine_model = PackedCausalLM.from_hf(model, attention=attention, keep_hf_views=info.world_size == 1)
@@ -279,12 +279,17 @@ def _forward(engine: PackedCausalLM, batch: PackedBatch, device: torch.device) -
     flat_targets = batch.targets.view(-1)
     label_index = (flat_targets != IGNORE_INDEX).nonzero().squeeze(1)
     label_targets = flat_targets.index_select(0, label_index)
+    cpu_doc_ids = batch.doc_ids
     if device.type == "cuda":
         batch = _pinned(batch).to(device)
         label_index = label_index.pin_memory().to(device, non_blocking=True)
         label_targets = label_targets.pin_memory().to(device, non_blocking=True)
-    if engine.spec.attention == "flex":
-        mask: object = doc_block_mask(batch.doc_ids, compile_mask=device.type == "cuda")
+    if engine.spec.attention == "varlen":
+        # Document starts come from the CPU copy of doc_ids: no wait for the GPU.
+        spans = doc_spans(cpu_doc_ids)
+        mask: object = spans.to(device) if device.type == "cuda" else spans
+    elif engine.spec.attention == "flex":
+        mask = doc_block_mask(batch.doc_ids, compile_mask=device.type == "cuda")
     else:
         mask = doc_mask_dense(batch.doc_ids)
     return engine(batch.input_ids, batch.position_ids, mask, label_index, label_targets)
@@ -321,11 +326,25 @@ def _attach_lora(model: Any, cfg: EngineConfig) -> Any:
     return get_peft_model(model, lora)
 
 
-def _attention_choice(cfg: EngineConfig, cuda: bool) -> str:
+def _attention_choice(cfg: EngineConfig, cuda: bool, dtype: torch.dtype, has_varlen: bool) -> str:
+    if cfg.attention == "varlen" and cuda:
+        if not has_varlen:
+            raise TrainError(
+                "engine config: attention='varlen' needs torch.nn.attention.varlen (PyTorch 2.10 "
+                f"or later); this is PyTorch {torch.__version__}"
+            )
+        if dtype not in (torch.bfloat16, torch.float16):
+            raise TrainError(f"engine config: attention='varlen' needs a bf16 or fp16 model, not {dtype}")
     if cfg.attention != "auto":
         return cfg.attention
-    # FlexAttention skips the blocks between documents, but is only fast compiled, on a GPU.
+    # FlexAttention skips the blocks between documents, but is only fast compiled, on a GPU. It
+    # measured faster than "varlen" on an H200 (docs/gpu-training.md), so auto keeps it.
     return "flex" if cuda else "sdpa"
+
+
+def _compute_dtype(model: Any) -> torch.dtype:
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return base.get_input_embeddings().weight.dtype
 
 
 def _available_bytes(cfg: EngineConfig, info: dist.DistInfo) -> int:

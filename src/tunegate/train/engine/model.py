@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import torch
@@ -141,9 +142,8 @@ class PackedCausalLM(nn.Module):
         return self.embed_w if self.tied else self.lm_head_w
 
     def set_layer_fn(self, compile_layers: bool) -> None:
-        fn = make_layer_fn(self.spec)
-        if compile_layers:
-            fn = torch.compile(fn, fullgraph=True, dynamic=False)
+        compile_fn = partial(torch.compile, fullgraph=True, dynamic=False) if compile_layers else None
+        fn = make_layer_fn(self.spec, compile_fn)
         self.compiled = compile_layers
         for layer in self.layers:
             layer.layer_fn = fn
