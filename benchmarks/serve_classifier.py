@@ -108,12 +108,14 @@ def make_workspace(root: Path, inference_dtype: str = "float32") -> None:
     force_stage(store.meta, version.id, "production", actor="benchmark", reason="serving benchmark")
 
 
-def serve_spec(root: Path, inference_workers: int) -> Path:
+def serve_spec(root: Path, inference_workers: int, settings: list[str]) -> Path:
     """The bundled example's spec with a serve section: what `tunegate serve --spec` reads its settings from."""
     example = Path(__file__).resolve().parents[1] / "examples" / "support-intents"
     text = (example / "tunegate.yaml").read_text().replace("data/", f"{example}/data/")
+    lines = [f"  inference_workers: {inference_workers}"]
+    lines += [f"  {key.strip()}: {value.strip()}" for key, _, value in (s.partition("=") for s in settings)]
     path = root / "tunegate.yaml"
-    path.write_text(text + f"\nserve:\n  inference_workers: {inference_workers}\n")
+    path.write_text(text + "\nserve:\n" + "\n".join(lines) + "\n")
     return path
 
 
@@ -175,6 +177,14 @@ def main() -> None:
     parser.add_argument(
         "--inference-workers", type=int, default=None, help="serve.inference_workers (default: the spec's)."
     )
+    parser.add_argument(
+        "--serve-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Another serve: setting for the server (with --inference-workers), e.g. split_batches=true.",
+    )
+    parser.add_argument("--skip-open-loop", action="store_true", help="Skip the open-loop run.")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="tunegate-serve-bench-") as tmp:
@@ -187,7 +197,11 @@ def main() -> None:
         command = [sys.executable, "-m", "tunegate", "serve", "--workspace", str(root / "ws")]
         command += ["--port", str(port), "--no-auth", "--model", "tickets"]
         if args.inference_workers:
-            command += ["--spec", str(serve_spec(root, args.inference_workers)), "--no-monitor"]
+            command += [
+                "--spec",
+                str(serve_spec(root, args.inference_workers, args.serve_set)),
+                "--no-monitor",
+            ]
         server = subprocess.Popen(command, stderr=subprocess.DEVNULL)
         try:
             for _ in range(600):
@@ -219,18 +233,20 @@ def main() -> None:
                 str(args.duration),
             )
             sequential_rps = sequential["runs"][0]["throughput_rps"]
-            open_loop = bench(
-                url,
-                data,
-                root / "open.json",
-                server.pid,
-                "--concurrency",
-                str(args.clients),
-                "--rate",
-                f"{4 * sequential_rps:.0f}",
-                "--duration-s",
-                str(args.duration),
-            )
+            open_loop = None
+            if not args.skip_open_loop:
+                open_loop = bench(
+                    url,
+                    data,
+                    root / "open.json",
+                    server.pid,
+                    "--concurrency",
+                    str(args.clients),
+                    "--rate",
+                    f"{4 * sequential_rps:.0f}",
+                    "--duration-s",
+                    str(args.duration),
+                )
             soak = None
             if args.soak > 0:
                 soak = bench(
@@ -251,6 +267,7 @@ def main() -> None:
     result = {
         "inference_dtype": args.inference_dtype,
         "inference_workers": args.inference_workers or 1,
+        "serve_settings": args.serve_set,
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
@@ -263,7 +280,9 @@ def main() -> None:
         "speedup_vs_sequential": concurrent["runs"][0]["throughput_rps"] / sequential_rps,
         "cpu_speedup_vs_sequential": sequential["cpu"]["total_ms_per_request"]
         / concurrent["cpu"]["total_ms_per_request"],
-        "concurrent_open_loop_at_4x_sequential": {**open_loop["runs"][0], "cpu": open_loop["cpu"]},
+        "concurrent_open_loop_at_4x_sequential": (
+            {**open_loop["runs"][0], "cpu": open_loop["cpu"]} if open_loop else None
+        ),
         "soak": {**soak["runs"][0], "cpu": soak["cpu"]} if soak else None,
         "batch_size_histogram": batch_lines,
     }

@@ -252,3 +252,26 @@ def test_a_bf16_model_on_a_cpu_without_bf16_is_served_with_a_warning(
         assert r.status_code == 200, r.text
     warnings = [rec.getMessage() for rec in caplog.records if "bfloat16" in rec.getMessage()]
     assert len(warnings) == 1 and warnings[0].startswith("tickets-bf16@1 inference_dtype: bfloat16")
+
+
+def test_split_batches_answer_like_the_model_under_concurrent_load(store, folders) -> None:
+    texts = [f"{TEXTS[i % 4]} {'and again ' * (i % 7)}".strip() for i in range(48)]
+    expected = TextClassifier.load(folders[0]).predict(texts)
+    app = create_app(store, settings(split_batches=True, inference_workers=2, batch_max_wait_ms=20))
+
+    async def many(url: str) -> list[dict]:
+        async with httpx.AsyncClient(headers=AUTH, timeout=60) as client:
+            replies = await asyncio.gather(
+                *(client.post(f"{url}/v1/classify", json={"model": "tickets", "input": [t]}) for t in texts)
+            )
+        assert all(r.status_code == 200 for r in replies)
+        return [r.json()["results"][0] for r in replies]
+
+    with running_server(app) as url:
+        results = asyncio.run(many(url))
+        batcher = app.state.ctx.holder.deployments["tickets"].production.batcher
+    assert [r["label"] for r in results] == [p.label for p in expected]
+    np.testing.assert_allclose(
+        [r["confidence"] for r in results], [p.confidence for p in expected], rtol=1e-5
+    )
+    assert batcher.split is not None and batcher.batches_run < len(texts)  # shared, split batches

@@ -139,3 +139,39 @@ def test_two_workers_run_two_batches_at_once_and_results_stay_with_their_callers
     assert asyncio.run(main()) == [[i * 10] for i in range(16)]
     assert sorted(x for c in calls for x in c) == list(range(16))
     assert max(len(c) for c in calls) <= 4
+
+
+def test_a_split_batch_runs_its_parts_at_once_and_answers_in_caller_order() -> None:
+    from tunegate.serve.holder import split_by_length
+
+    texts = ["a" * n for n in (30, 2, 17, 5, 41, 9, 3, 22)]
+    groups = split_by_length(texts, 2)
+    assert sorted(i for g in groups for i in g) == list(range(len(texts)))
+    lengths = [[len(texts[i]) for i in g] for g in groups]
+    assert lengths[0] == sorted(lengths[0]) and max(lengths[0]) <= min(lengths[1])  # short part, long part
+    assert abs(sum(lengths[0]) - sum(lengths[1])) <= 41  # balanced to within one text
+    assert split_by_length(["x"], 4) == [[0]]
+
+    running, overlapped = [0], [False]
+    lock = threading.Lock()
+
+    def fn(items: list[str]) -> list[int]:
+        with lock:
+            running[0] += 1
+            overlapped[0] |= running[0] > 1
+        threading.Event().wait(0.05)
+        with lock:
+            running[0] -= 1
+        return [len(x) for x in items]
+
+    async def main() -> list[list[int]]:
+        with ThreadPoolExecutor(2) as pool:
+            batcher = MicroBatcher(
+                fn, pool, max_items=64, max_wait_ms=50, split=lambda items: split_by_length(items, 2)
+            )
+            results = await asyncio.gather(*(batcher.submit([t]) for t in texts))
+            await batcher.close()
+            return results
+
+    assert asyncio.run(main()) == [[len(t)] for t in texts]
+    assert overlapped[0]  # the parts of one batch ran at the same time

@@ -8,6 +8,10 @@ its slice of the results. It waits only while more requests are in flight than i
 (`inflight_hint`), so one client at a time pays no waiting; under load, jobs that arrive while a batch
 runs form the next one.
 
+With `split`, a batch is cut into groups (e.g. by text length, one per worker) that run as separate
+`fn` calls at the same time; the batch answers when all have. Its callers still get their results in
+order.
+
 Not a scheduler: at most `max_concurrent` batches run at a time per batcher (one per inference worker;
 the next batch forms while they run), jobs start in arrival order, and a job whose caller gave up
 (timeout, disconnect) is dropped before its batch runs. Written by hand because the serving
@@ -26,6 +30,8 @@ from typing import Any
 
 # fn(texts) -> one result per text, in order
 BatchFn = Callable[[list[Any]], Sequence[Any]]
+# split(items) -> groups of item indices, each computed by its own fn call, all at once
+SplitFn = Callable[[list[Any]], list[list[int]]]
 
 
 @dataclass
@@ -46,6 +52,7 @@ class MicroBatcher:
         on_batch: Callable[[int], None] | None = None,
         inflight_hint: Callable[[], int] | None = None,
         max_concurrent: int = 1,
+        split: SplitFn | None = None,
     ) -> None:
         self.fn = fn
         self.executor = executor
@@ -57,6 +64,7 @@ class MicroBatcher:
         self._task: asyncio.Task[None] | None = None
         self.batches_run = 0
         self.max_concurrent = max_concurrent
+        self.split = split  # None: one fn call per batch
         self._slots: asyncio.Semaphore | None = None  # made on the loop that runs the batcher
         self._running: set[asyncio.Task[None]] = set()
         self._jobs_running = 0  # jobs inside running batches: in flight, but not coming to this one
@@ -140,15 +148,27 @@ class MicroBatcher:
             if job is not None:
                 await self._run_batch([job])
 
+    async def _compute(self, items: list[Any]) -> list[Any]:
+        loop = asyncio.get_running_loop()
+        groups = self.split(items) if self.split is not None and len(items) > 1 else [list(range(len(items)))]
+        outputs = await asyncio.gather(
+            *(loop.run_in_executor(self.executor, self.fn, [items[i] for i in group]) for group in groups)
+        )
+        results: list[Any] = [None] * len(items)
+        for group, output in zip(groups, outputs, strict=True):
+            if len(output) != len(group):
+                raise RuntimeError(f"batch function returned {len(output)} results for {len(group)} items")
+            for i, result in zip(group, output, strict=True):
+                results[i] = result
+        return results
+
     async def _run_batch(self, jobs: list[_Job]) -> None:
         jobs = [j for j in jobs if not j.future.done()]  # callers that gave up
         if not jobs:
             return
         items = [item for job in jobs for item in job.items]
         try:
-            results = await asyncio.get_running_loop().run_in_executor(self.executor, self.fn, items)
-            if len(results) != len(items):
-                raise RuntimeError(f"batch function returned {len(results)} results for {len(items)} items")
+            results = await self._compute(items)
         except Exception as exc:  # every caller of the batch sees the failure; the batcher keeps running
             for job in jobs:
                 if not job.future.done():

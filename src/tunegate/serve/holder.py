@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import logging
 import random
 from collections.abc import AsyncIterator, Callable
@@ -96,6 +97,21 @@ def classify_texts(classifier: TextClassifier, texts: list[str], sub_batch: int 
     embeddings = classifier.embed(texts, batch_size=max(1, min(len(texts), sub_batch)))
     probabilities = classifier.head.probabilities(embeddings)
     return [TextResult(e, p) for e, p in zip(embeddings, probabilities, strict=True)]
+
+
+def split_by_length(texts: list[str], parts: int) -> list[list[int]]:
+    """Indices of `texts` sorted by length and cut into `parts` runs of about equal total length."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    total = sum(len(texts[i]) for i in order) or 1
+    groups: list[list[int]] = [[]]
+    done = 0
+    for i in order:
+        # A new part starts where this text would end more than half past the current part's share.
+        if done + len(texts[i]) / 2 > total * len(groups) / parts and len(groups) < parts and groups[-1]:
+            groups.append([])
+        groups[-1].append(i)
+        done += len(texts[i])
+    return [g for g in groups if g]
 
 
 class ModelHolder:
@@ -219,7 +235,12 @@ class ModelHolder:
                 max_wait_ms=self.settings.batch_max_wait_ms,
                 on_batch=self.on_batch,
                 inflight_hint=self.inflight_hint,
-                max_concurrent=self.settings.inference_workers,
+                max_concurrent=1 if self.settings.split_batches else self.settings.inference_workers,
+                split=(
+                    functools.partial(split_by_length, parts=self.settings.inference_workers)
+                    if self.settings.split_batches
+                    else None
+                ),
             )
             served.batcher.start()
         return served

@@ -31,6 +31,7 @@ class ServeSettings:
     batch_max_wait_ms: float = 4.0
     encoder_sub_batch: int = 16
     inference_workers: int = 1
+    split_batches: bool = False
     require_api_key: bool = True
     models: tuple[str, ...] = ()
     """Model names to serve; empty: every name that has a production version when the server starts."""

@@ -172,6 +172,11 @@ class ServeSpec(_Strict):
         description="Encoder forwards that run at once, each on cores/workers torch threads: small forwards "
         "use one core each better than two cores together.",
     )
+    split_batches: bool = Field(
+        False,
+        description="Run one micro-batch at a time, sorted by length and cut into inference_workers parts "
+        "computed at once (instead of inference_workers independent micro-batches).",
+    )
     encoder_sub_batch: int = Field(
         16,
         ge=1,
