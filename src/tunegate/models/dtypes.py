@@ -53,6 +53,6 @@ def slow_bf16_warning(setting: str, value: str) -> str | None:
         return None
     return (
         f"{setting}: bfloat16, but this CPU has no AVX512-BF16 or AMX, so bf16 is emulated: measured "
-        "about 5x slower than float32 on such a CPU. Use float32 on this machine, or run on one with "
+        "3-5x slower than float32 on such a CPU. Use float32 on this machine, or run on one with "
         "native bf16 (the stored format is what the gate judges, so tunegate does not change it for you)."
     )
