@@ -66,7 +66,8 @@ def test_serve_applies_the_serve_section_of_spec(store, tmp_path) -> None:
     spec = Path(__file__).parents[1] / "examples" / "support-intents" / "tunegate.yaml"
     text = spec.read_text().replace("name: support-intents", "name: tickets")
     (tmp_path / "tunegate.yaml").write_text(
-        text + "\nserve:\n  max_input_tokens: 8\n  encoder_sub_batch: 4\n"
+        text + "\nserve:\n  max_input_tokens: 8\n  encoder_sub_batch: 4\n  inference_workers: 2\n"
+        "  split_batches: true\n"
     )
     with serve_process(
         store.workspace.root, "--no-auth", "--spec", str(tmp_path / "tunegate.yaml"), "--no-monitor"
@@ -77,6 +78,7 @@ def test_serve_applies_the_serve_section_of_spec(store, tmp_path) -> None:
         short = httpx.post(f"{url}/v1/classify", json={"model": "tickets", "input": ["my parcel"] * 6})
         long = httpx.post(f"{url}/v1/classify", json={"model": "tickets", "input": [LONG]})
     assert short.status_code == 200 and len(short.json()["results"]) == 6
+    assert len({r["label"] for r in short.json()["results"]}) == 1  # one text six times, split over 2 workers
     assert long.status_code == 400 and "8" in long.json()["error"]["message"]
 
 
