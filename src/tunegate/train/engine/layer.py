@@ -252,7 +252,12 @@ def make_layer_fn(spec: LayerSpec, compile_fn: Callable | None = None) -> Callab
         cos, sin = cos.flatten(0, 1), sin.flatten(0, 1)
         q = apply_rope(q.view(bsz * seq, spec.n_heads, spec.head_dim), cos, sin)
         k = apply_rope(k.view(bsz * seq, spec.n_kv_heads, spec.head_dim), cos, sin)
-        return q, k, v.view(bsz * seq, spec.n_kv_heads, spec.head_dim)
+        v = v.view(bsz * seq, spec.n_kv_heads, spec.head_dim)
+        if spec.attention == "varlen":
+            # Flash takes [tokens, heads, head_dim] as is. v made contiguous so that attention keeps
+            # v alone for backward, not the whole fused q/k/v output it views.
+            v = v.contiguous()
+        return q, k, v
 
     def out_mlp(
         x: torch.Tensor,
@@ -275,33 +280,8 @@ def make_layer_fn(spec: LayerSpec, compile_fn: Callable | None = None) -> Callab
         return x + _linear_lora(act, down_w, None, ld).view(bsz, seq, hidden)
 
     if spec.attention == "varlen":
-
-        def varlen_in(
-            x: torch.Tensor,
-            cos: torch.Tensor,
-            sin: torch.Tensor,
-            weights: Weights,
-            lora_a: Lora,
-            lora_b: Lora,
-            lora_scales: Sequence[float],
-        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-            q, k, v = qkv_rope(x, cos, sin, weights, lora_a, lora_b, lora_scales)
-            # No transposes: flash takes [tokens, heads, head_dim]. v made contiguous so that
-            # attention keeps v alone for backward, not the whole fused q/k/v output it views.
-            return q, k, v.contiguous()
-
-        def varlen_out(
-            x: torch.Tensor,
-            o: torch.Tensor,
-            weights: Weights,
-            lora_a: Lora,
-            lora_b: Lora,
-            lora_scales: Sequence[float],
-        ) -> torch.Tensor:
-            return out_mlp(x, o.flatten(1), weights, lora_a, lora_b, lora_scales)
-
-        before = compile_fn(varlen_in) if compile_fn else varlen_in
-        after = compile_fn(varlen_out) if compile_fn else varlen_out
+        before = compile_fn(qkv_rope) if compile_fn else qkv_rope
+        after = compile_fn(out_mlp) if compile_fn else out_mlp
         attend_cuda = _varlen_cuda(spec) if torch.cuda.is_available() else None
         attend_any = _varlen_reference(spec)
 
@@ -317,8 +297,8 @@ def make_layer_fn(spec: LayerSpec, compile_fn: Callable | None = None) -> Callab
         ) -> torch.Tensor:
             q, k, v = before(x, cos, sin, weights, lora_a, lora_b, lora_scales)
             attend = attend_cuda if attend_cuda is not None and q.is_cuda else attend_any
-            o = attend(q, k, v, mask)
-            return after(x, o, weights, lora_a, lora_b, lora_scales)
+            o = attend(q, k, v, mask)  # [tokens, heads, head_dim], contiguous: flatten is a view
+            return after(x, o.flatten(1), weights, lora_a, lora_b, lora_scales)
 
         return varlen_layer
 
