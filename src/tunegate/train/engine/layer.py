@@ -9,8 +9,8 @@ results in the backward pass instead of keeping them in memory.
 Fused matmuls: q, k and v share one weight matrix (one large matmul instead of three, two of them
 narrow), and so do gate and up. LoRA adapters of one fused group share one A matmul on their
 common input (the A matrices stacked) and one B matmul against the block-diagonal of the scaled B
-matrices, added to the base output by `addmm` (which copies the base output first: a lead in
-docs/gpu-training.md). The LoRA parameters stay PEFT's own tensors (fp32 master copies, cast to
+matrices, accumulated into the base output in place by one opaque op (lora_op.py), so no copy of
+the base output is made. The LoRA parameters stay PEFT's own tensors (fp32 master copies, cast to
 the compute dtype here), so gradients land where PEFT and the optimizer expect them.
 
 Attention is causal within a document only (`doc_ids`), in one of three ways:
@@ -36,6 +36,8 @@ from itertools import pairwise
 
 import torch
 import torch.nn.functional as F
+
+from tunegate.train.engine.lora_op import lora_linear
 
 
 @dataclass(frozen=True)
@@ -104,11 +106,13 @@ def _linear_lora(
     bias: torch.Tensor | None,
     lora: tuple[torch.Tensor, torch.Tensor] | None,
 ) -> torch.Tensor:
-    y = F.linear(x2d, weight, bias)
     if lora is None:
-        return y
+        return F.linear(x2d, weight, bias)
     a, b = lora
-    return torch.addmm(y, F.linear(x2d, a), b.t())
+    if weight.requires_grad or (bias is not None and bias.requires_grad):
+        # Base and adapter both trained (rare): plain ops, whose autograd covers the base weights.
+        return torch.addmm(F.linear(x2d, weight, bias), F.linear(x2d, a), b.t())
+    return lora_linear(x2d, weight, bias, a, b)[0]
 
 
 def doc_mask_dense(doc_ids: torch.Tensor) -> torch.Tensor:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+from torch.profiler import record_function
 
 from tunegate.errors import TrainError
 from tunegate.train.engine import distributed as dist
@@ -46,6 +47,7 @@ def train_sft(
     log: Callable[[str], None] | None = None,
     engine_model: PackedCausalLM | None = None,
     validation: Sequence[Any] = (),
+    on_step_end: Callable[[int], None] | None = None,
 ) -> EngineResult:
     """Trains `model` (an HF Llama/Mistral/Qwen2 causal LM, or a PeftModel around one) in place.
 
@@ -53,7 +55,9 @@ def train_sft(
     PeftModel this returns in `result.settings["peft_model"]` (single process) or
     `result.adapter_state` (several GPUs). `engine_model` lets a caller pass a pre-built (for
     example meta-initialised and sharded) PackedCausalLM instead. `validation` examples (same
-    forms as `examples`) get a loss every `config.eval_every` steps and after the last one."""
+    forms as `examples`) get a loss every `config.eval_every` steps and after the last one.
+    `on_step_end(step)` (1-based) is called after each optimizer step without waiting for the GPU,
+    for a progress bar or a profiler's schedule."""
     cfg = config or EngineConfig()
     info = dist.dist_info()
     say = log if log is not None else (print if info.is_main else (lambda _m: None))
@@ -141,9 +145,10 @@ def train_sft(
     while s < len(steps):
         step_rows = steps[s]
         try:
-            loss_sum, n_lab = _train_step(
-                engine, optimizer, token_examples, step_rows, micro_rows, cfg, pad_id, info, params
-            )
+            with record_function("tunegate.step"):
+                loss_sum, n_lab = _train_step(
+                    engine, optimizer, token_examples, step_rows, micro_rows, cfg, pad_id, info, params
+                )
         except torch.OutOfMemoryError:
             if s > 0 or plan is None:
                 raise
@@ -194,6 +199,8 @@ def train_sft(
             if s + 1 >= cfg.timing_warmup_steps:
                 timed_eval_s += time.perf_counter() - t_eval
         s += 1
+        if on_step_end is not None:
+            on_step_end(s)
     _sync(cuda)
     t_end = time.perf_counter()
     timed_seconds = t_end - t_timed - timed_eval_s if len(steps) > cfg.timing_warmup_steps else 0.0
@@ -243,16 +250,21 @@ def _train_step(
     denom = max(n_lab, 1) / info.world_size  # FSDP2 averages gradients over ranks
     mbs = micro_batches(step_rows, micro_rows, info.rank, info.world_size)
     total = torch.zeros((), dtype=torch.float32, device=info.device)
+    # The record_function labels name the phases in a profiler trace (benchmarks/profile_engine.py).
     for m, rows in enumerate(mbs):
         dist.set_gradient_sync(engine, m == len(mbs) - 1)
-        batch = build_batch(examples, rows, cfg.seq_len, pad_id)
-        loss_sum = _forward(engine, batch, info.device)
-        (loss_sum / denom).backward()
+        with record_function("tunegate.batch"):
+            batch = build_batch(examples, rows, cfg.seq_len, pad_id)
+        with record_function("tunegate.forward"):
+            loss_sum = _forward(engine, batch, info.device)
+        with record_function("tunegate.backward"):
+            (loss_sum / denom).backward()
         total += loss_sum.detach()
-    if cfg.max_grad_norm is not None:
-        torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
+    with record_function("tunegate.optimizer"):
+        if cfg.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
     return dist.all_reduce_sum(total, info.world_size), n_lab
 
 
