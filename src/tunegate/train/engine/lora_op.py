@@ -10,8 +10,10 @@ a 1B step's GPU time on an H200 (docs/gpu-training.md). As a custom op the graph
 inside it the LoRA product is accumulated into the base output by the matmul itself (`addmm_`,
 beta = 1). The backward pass does the same for the input gradient.
 
-The arithmetic is the same as the out-of-place form (the same matmuls, the sum taken by the
-matmul's epilogue), so results match it to the last bit on CPU and within rounding on GPU.
+The forward arithmetic is that of the out-of-place form (the same matmuls, the sum taken in the
+second matmul's epilogue). The input gradient is rounded once instead of twice (the LoRA part is
+summed inside the matmul, not added to a rounded base part), so in bf16 it can differ from the
+out-of-place form in the last bit; in fp32 the tests find them equal.
 `B` here is the scaled (block-diagonal, for fused groups) B of layer.py's `lora_matrices`; `W` is
 frozen (LoRA trains only A and B): the op refuses a `W` or bias that needs a gradient, and
 layer.py uses plain ops in the rare case that both base and adapter train.
