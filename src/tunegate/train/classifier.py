@@ -45,6 +45,7 @@ class FewShotConfig:
     head_c: float = 10.0  # inverse L2 strength of the logistic-regression head
     device: str = "cpu"  # "cuda" trains on a GPU; the stored classifier always runs on the CPU
     inference_dtype: str = "float32"  # the stored classifier's matmul format; the head is fit in it too
+    inference_runtime: str = "torch"  # what runs the stored classifier's encoder (models/onnx_encoder.py)
 
 
 @dataclass
@@ -189,6 +190,7 @@ def train_fewshot(
             "logit_scale": config.logit_scale,
             "head_c": config.head_c,
             "inference_dtype": config.inference_dtype,
+            "inference_runtime": config.inference_runtime,
         },
     )
     return TrainResult(classifier, time.perf_counter() - started, step, epochs, losses, temperature)
