@@ -275,3 +275,43 @@ def test_split_batches_answer_like_the_model_under_concurrent_load(store, folder
         [r["confidence"] for r in results], [p.confidence for p in expected], rtol=1e-5
     )
     assert batcher.split is not None and batcher.batches_run < len(texts)  # shared, split batches
+
+
+def test_an_onnxruntime_model_is_served_like_its_pytorch_twin_under_concurrent_load(
+    store, folders, tmp_path
+) -> None:
+    pytest.importorskip("onnxruntime")
+    twin = TextClassifier.load(folders[0])
+    ort = TextClassifier(
+        twin.encoder,
+        twin.head,
+        twin.labels,
+        twin.max_length,
+        {**twin.info, "inference_runtime": "onnxruntime"},
+    )
+    ort.save(tmp_path / "onnx")
+    register(store, tmp_path / "onnx", "tickets-onnx")
+    texts = [f"{TEXTS[i % 4]} {'and again ' * (i % 5)}".strip() for i in range(24)]
+    expected = twin.predict(texts)
+    # Two workers share one ONNX Runtime session, one thread each.
+    app = create_app(store, settings(split_batches=True, inference_workers=2, batch_max_wait_ms=20))
+
+    async def many(url: str) -> list[dict]:
+        async with httpx.AsyncClient(headers=AUTH, timeout=60) as client:
+            replies = await asyncio.gather(
+                *(
+                    client.post(f"{url}/v1/classify", json={"model": "tickets-onnx", "input": [t]})
+                    for t in texts
+                )
+            )
+        assert all(r.status_code == 200 for r in replies), [r.text for r in replies if r.status_code != 200]
+        return [r.json()["results"][0] for r in replies]
+
+    with running_server(app) as url:
+        results = asyncio.run(many(url))
+        served = app.state.ctx.holder.deployments["tickets-onnx"].production.classifier
+    assert served.inference_runtime == "onnxruntime" and served.onnx_path.name == "encoder.onnx"
+    assert [r["label"] for r in results] == [p.label for p in expected]
+    np.testing.assert_allclose(
+        [r["confidence"] for r in results], [p.confidence for p in expected], atol=1e-4
+    )
