@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from test_serve_support import register
 from test_train_classifier import PROBE, TRAIN, _is_pickle
 from tunegate.errors import ModelError
 from tunegate.models import TextClassifier, resolve_encoder
@@ -63,16 +64,8 @@ def test_the_graph_is_stored_hashed_and_reloaded_to_identical_predictions(pair, 
     assert not _is_pickle((folder / ONNX_FILE).read_bytes()[:2])
 
     store = open_store(tmp_path / "ws")
-    address = store.artifacts.put_tree(folder)
-    version = store.meta.register_version(
-        name="tiny-onnx",
-        task="classify",
-        artifact_sha256=address,
-        spec_sha256="0" * 64,
-        data_fingerprint="0" * 64,
-        lineage={},
-    )
-    assert (store.artifacts.get_tree(address) / ONNX_FILE).is_file()
+    version = register(store, folder, "tiny-onnx", stage=None)
+    assert (store.artifacts.get_tree(version.artifact_sha256) / ONNX_FILE).is_file()
     reloaded = load_version(version.ref, tmp_path / "ws")
     assert isinstance(reloaded, TextClassifier) and reloaded.inference_runtime == "onnxruntime"
     assert np.array_equal(reloaded.predict_proba(TEXTS), before)
