@@ -6,13 +6,14 @@ edge; ONNX Runtime runs the same float32 graph in ~16 ms (benchmarks/serve_bound
 
 What is exported: the whole sentence-transformers pipeline up to the sentence embedding (transformer
 and pooling), with the batch and sequence axes dynamic; normalisation stays in NumPy, as in
-`TextClassifier.embed`. The file is written once, next to the encoder folder (`encoder.onnx`), and
+`TextClassifier.embed`. The file is written once, beside the encoder folder (`encoder.onnx`), and
 is part of the stored artifact, so the evaluation that the gate judges and the server run the same
 graph. Weights stay in float32: predictions match the PyTorch path within float rounding
 (tests/test_onnx_runtime.py), so the head fit on PyTorch embeddings applies unchanged.
 
-Texts are tokenized by the SentenceTransformer's own `tokenize`, sorted by length and run in
-sub-batches, each padded to its own longest text, as sentence-transformers does. ONNX files are graphs and weights (protobuf), never pickle.
+Texts are tokenized by the SentenceTransformer's own preprocessing, sorted by length and run in
+sub-batches, each padded to its own longest text, as sentence-transformers does. ONNX files are
+graphs and weights (protobuf), never pickle.
 """
 
 from __future__ import annotations
