@@ -26,7 +26,15 @@ import numpy as np
 
 from tunegate.errors import EvalError
 
-VERSIONED_LIBRARIES = ("tunegate", "torch", "transformers", "sentence-transformers", "scikit-learn", "numpy")
+VERSIONED_LIBRARIES = (
+    "tunegate",
+    "torch",
+    "onnxruntime",  # runs the encoder of classifiers with inference_runtime: onnxruntime
+    "transformers",
+    "sentence-transformers",
+    "scikit-learn",
+    "numpy",
+)
 # Throughput is measured on at least this many texts (cycling the test set when it is smaller),
 # and at most MAX_THROUGHPUT_TEXTS, so a big test set does not turn a measurement into a long job.
 MIN_THROUGHPUT_BATCHES = 4

@@ -19,6 +19,8 @@ LIBRARIES = (
     "torch",
     "transformers",
     "sentence-transformers",
+    "onnx",  # exports the encoder of classifiers with inference_runtime: onnxruntime
+    "onnxruntime",
     "scikit-learn",
     "numpy",
     "safetensors",
